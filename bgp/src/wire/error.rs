@@ -67,8 +67,7 @@ pub mod subcode {
 }
 
 /// What exactly was wrong, for logs, the `decode` dissector and tests.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Reason {
     #[error("marker is not all ones")]
     BadMarker,
@@ -126,6 +125,13 @@ pub enum Reason {
     UnsupportedFamily { code: u8, afi: u16, safi: u8 },
     #[error("ROUTE-REFRESH has length {0}, expected 23")]
     RouteRefreshLength(usize),
+}
+
+/// In JSON a reason is its sentence.
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// A decode failure: what was wrong, the RFC 7606 action it calls for, and the NOTIFICATION

@@ -49,6 +49,7 @@ fn update_error(action: Action, reason: Reason, subcode: u8, data: &[u8]) -> Dec
 /// `Err` means session reset.
 pub(crate) fn decode_attributes(mut buf: &[u8], ctx: &Ctx, update: &mut Update) -> Result<(), DecodeError> {
     let mut seen = Seen::default();
+    let mut overrun = false;
     while !buf.is_empty() {
         let (raw, rest) = match d::split(buf) {
             Ok(x) => x,
@@ -61,6 +62,7 @@ pub(crate) fn decode_attributes(mut buf: &[u8], ctx: &Ctx, update: &mut Update) 
                     subcode::MALFORMED_ATTRIBUTE_LIST,
                     &[],
                 ));
+                overrun = true;
                 break;
             }
         };
@@ -89,6 +91,8 @@ pub(crate) fn decode_attributes(mut buf: &[u8], ctx: &Ctx, update: &mut Update) 
                 Reason::UnsupportedFamily { .. } => Action::AttributeDiscard,
                 // RFC 6793 section 6: AS4_ attributes between 4-octet speakers are discarded.
                 Reason::UnexpectedAs4Attribute { .. } => Action::AttributeDiscard,
+                // RFC 4271 section 6.3, which RFC 7606 leaves in place.
+                Reason::UnrecognizedWellKnown { .. } => Action::SessionReset,
                 _ => action_for(raw.code),
             };
             let err = update_error(action, m.reason, m.subcode, raw.whole);
@@ -98,7 +102,11 @@ pub(crate) fn decode_attributes(mut buf: &[u8], ctx: &Ctx, update: &mut Update) 
             update.errors.push(err);
         }
     }
-    check_mandatory(&seen, update);
+    // After an overrun the attributes past it were never seen; the UPDATE is already
+    // treat-as-withdraw, and reporting them missing would only add noise.
+    if !overrun {
+        check_mandatory(&seen, update);
+    }
     Ok(())
 }
 

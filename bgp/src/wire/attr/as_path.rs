@@ -133,7 +133,15 @@ impl AsPath {
                 SegmentKind::ConfedSequence | SegmentKind::ConfedSet => segments.push(seg.clone()),
             }
         }
-        segments.extend(as4.segments);
+        for seg in as4.segments {
+            match segments.last_mut() {
+                // Join the two halves where both are sequences: one path, not two segments.
+                Some(last) if last.kind == SegmentKind::Sequence && seg.kind == SegmentKind::Sequence => {
+                    last.asns.extend(seg.asns)
+                }
+                _ => segments.push(seg),
+            }
+        }
         AsPath { segments }
     }
 }

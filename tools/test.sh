@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, builds once, runs every test.
+#   tools/test.sh            everything
+#   FUZZ_SECONDS=0 tools/test.sh   skip the bounded fuzz run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real peers and tools the integration tests use (Debian packages).
+PACKAGES=(bird2 gobgpd frr exabgp etcd-server etcd-client iproute2 iputils-ping tcpdump)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tools/test.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "tools/test.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# One build of every target in the dev profile, then the tests. Benches run once each in test
+# mode, which keeps them compiling and exercised without timing anything.
+cargo build --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
+
+# Bounded fuzzing of the codec (cargo fuzz, libFuzzer).
+if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+  .ci/fuzz.sh
+fi
+echo "tools/test.sh: all tests passed"
