@@ -30,13 +30,14 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 use tortie_bgp::wire::{
-    self, AsPath, Attributes, Community, Ctx, Message, MpNlri, MpReach, NextHop, Nlri, Origin, Update,
+    self, AsPath, Attributes, Community, Ctx, Message, MpNlri, MpReach, NextHop, Nlri, Origin,
+    Update,
 };
 
 use bgpkit_parser::models::{AsnLength, BgpMessage as KitMessage};
 use bgpkit_parser::parser::bgp::parse_bgp_message;
-use zettabgp::prelude::{BgpAddrs, BgpMessage as _, BgpSessionParams, BgpUpdateMessage};
 use zettabgp::BgpTransportMode;
+use zettabgp::prelude::{BgpAddrs, BgpMessage as _, BgpSessionParams, BgpUpdateMessage};
 
 const V4_PREFIXES: usize = 500;
 const V6_PREFIXES: usize = 400;
@@ -48,7 +49,11 @@ fn attributes(next_hop: Option<Ipv4Addr>) -> Attributes {
         next_hop,
         med: Some(100),
         local_pref: Some(200),
-        communities: vec![Community(64512 << 16 | 100), Community(64512 << 16 | 200), Community(0xFFFF_FF03)],
+        communities: vec![
+            Community(64512 << 16 | 100),
+            Community(64512 << 16 | 200),
+            Community(0xFFFF_FF03),
+        ],
         ..Attributes::default()
     }
 }
@@ -59,13 +64,25 @@ fn v4_update() -> Update {
     let nlri = (0..V4_PREFIXES as u32)
         .map(|i| Nlri::new(Ipv4Net::new(Ipv4Addr::from(base + i * 64), 26).unwrap()))
         .collect();
-    Update { attrs: attributes(Some(Ipv4Addr::new(198, 18, 1, 1))), nlri, ..Update::default() }
+    Update {
+        attrs: attributes(Some(Ipv4Addr::new(198, 18, 1, 1))),
+        nlri,
+        ..Update::default()
+    }
 }
 
 /// 400 distinct /64s: 2001:db8:0:0::/64 ... 2001:db8:1:8f::/64 (varying the third and fourth groups).
 fn v6_update() -> Update {
     let nlri = (0..V6_PREFIXES as u16)
-        .map(|i| Nlri::new(Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, i >> 8, i & 0xff, 0, 0, 0, 0), 64).unwrap()))
+        .map(|i| {
+            Nlri::new(
+                Ipv6Net::new(
+                    Ipv6Addr::new(0x2001, 0xdb8, i >> 8, i & 0xff, 0, 0, 0, 0),
+                    64,
+                )
+                .unwrap(),
+            )
+        })
         .collect();
     let next_hop = NextHop::V6 {
         global: "2001:db8:ffff::1".parse().unwrap(),
@@ -73,13 +90,19 @@ fn v6_update() -> Update {
     };
     Update {
         attrs: attributes(None),
-        mp_reach: Some(MpReach { next_hop, nlri: MpNlri::Ipv6(nlri) }),
+        mp_reach: Some(MpReach {
+            next_hop,
+            nlri: MpNlri::Ipv6(nlri),
+        }),
         ..Update::default()
     }
 }
 
 fn ctx() -> Ctx {
-    Ctx { as4: true, ..Ctx::default() }
+    Ctx {
+        as4: true,
+        ..Ctx::default()
+    }
 }
 
 // ---- the three decoders and encoders, each returning what it materialised ----
@@ -105,7 +128,13 @@ fn tortie_encode(msg: &Message, ctx: &Ctx, out: &mut BytesMut) {
 
 fn zetta_params() -> BgpSessionParams {
     // peer_mode selects the family of the plain NLRI field; IPv4 as on a normal session.
-    let mut p = BgpSessionParams::new(64512, 180, BgpTransportMode::IPv4, Ipv4Addr::new(192, 0, 2, 1), Vec::new());
+    let mut p = BgpSessionParams::new(
+        64512,
+        180,
+        BgpTransportMode::IPv4,
+        Ipv4Addr::new(192, 0, 2, 1),
+        Vec::new(),
+    );
     p.has_as32bit = true;
     // No ADD-PATH guessing: it rescans the NLRI and would only cost zettabgp time.
     p.fuzzy_pathid = false;
@@ -117,7 +146,8 @@ fn zetta_decode(bytes: &[u8], params: &BgpSessionParams) -> BgpUpdateMessage {
     let (kind, len) = params.decode_message_head(bytes).expect("zettabgp header");
     assert!(kind == zettabgp::message::BgpMessageType::Update && len == bytes.len() - 19);
     let mut msg = BgpUpdateMessage::new();
-    msg.decode_from(params, &bytes[19..]).expect("zettabgp decode");
+    msg.decode_from(params, &bytes[19..])
+        .expect("zettabgp decode");
     msg
 }
 
@@ -128,7 +158,9 @@ fn zetta_count(msg: &BgpUpdateMessage) -> usize {
 
 /// Encodes into `buf`, returning the message length.
 fn zetta_encode(msg: &BgpUpdateMessage, params: &BgpSessionParams, buf: &mut [u8]) -> usize {
-    let len = msg.encode_to(params, &mut buf[19..]).expect("zettabgp encode");
+    let len = msg
+        .encode_to(params, &mut buf[19..])
+        .expect("zettabgp encode");
     params
         .prepare_message_buf(buf, zettabgp::message::BgpMessageType::Update, len)
         .expect("zettabgp header")
@@ -141,8 +173,13 @@ fn kit_decode(bytes: &Bytes) -> KitMessage {
 }
 
 fn kit_count(msg: &KitMessage) -> usize {
-    let KitMessage::Update(u) = msg else { panic!("bgpkit decoded {msg:?}") };
-    let mp = u.attributes.get_reachable_nlri().map_or(0, |n| n.prefixes.len());
+    let KitMessage::Update(u) = msg else {
+        panic!("bgpkit decoded {msg:?}")
+    };
+    let mp = u
+        .attributes
+        .get_reachable_nlri()
+        .map_or(0, |n| n.prefixes.len());
     u.announced_prefixes.len() + mp
 }
 
@@ -165,24 +202,35 @@ struct Case {
 fn cases() -> Vec<Case> {
     let ctx = ctx();
     let params = zetta_params();
-    [("v4 500 x /26", V4_PREFIXES, v4_update()), ("v6 400 x /64 MP_REACH", V6_PREFIXES, v6_update())]
-        .into_iter()
-        .map(|(name, prefixes, update)| {
-            let msg = Message::Update(update);
-            let bytes = wire::encode_to_vec(&msg, &ctx).expect("encode");
-            assert!(bytes.len() <= 4096, "{name}: {} octets", bytes.len());
-            // Every decoder must materialise every prefix; checked once, before any timing.
-            let ours = tortie_decode(&bytes, &ctx);
-            assert_eq!(ours, msg, "{name}: tortie round trip");
-            assert_eq!(tortie_count(&ours), prefixes, "{name}: tortie");
-            let zetta_msg = zetta_decode(&bytes, &params);
-            assert_eq!(zetta_count(&zetta_msg), prefixes, "{name}: zettabgp");
-            let kit_bytes = Bytes::from(bytes.clone());
-            let kit_msg = kit_decode(&kit_bytes);
-            assert_eq!(kit_count(&kit_msg), prefixes, "{name}: bgpkit-parser");
-            Case { name, prefixes, msg, bytes, kit_bytes, zetta_msg, kit_msg }
-        })
-        .collect()
+    [
+        ("v4 500 x /26", V4_PREFIXES, v4_update()),
+        ("v6 400 x /64 MP_REACH", V6_PREFIXES, v6_update()),
+    ]
+    .into_iter()
+    .map(|(name, prefixes, update)| {
+        let msg = Message::Update(update);
+        let bytes = wire::encode_to_vec(&msg, &ctx).expect("encode");
+        assert!(bytes.len() <= 4096, "{name}: {} octets", bytes.len());
+        // Every decoder must materialise every prefix; checked once, before any timing.
+        let ours = tortie_decode(&bytes, &ctx);
+        assert_eq!(ours, msg, "{name}: tortie round trip");
+        assert_eq!(tortie_count(&ours), prefixes, "{name}: tortie");
+        let zetta_msg = zetta_decode(&bytes, &params);
+        assert_eq!(zetta_count(&zetta_msg), prefixes, "{name}: zettabgp");
+        let kit_bytes = Bytes::from(bytes.clone());
+        let kit_msg = kit_decode(&kit_bytes);
+        assert_eq!(kit_count(&kit_msg), prefixes, "{name}: bgpkit-parser");
+        Case {
+            name,
+            prefixes,
+            msg,
+            bytes,
+            kit_bytes,
+            zetta_msg,
+            kit_msg,
+        }
+    })
+    .collect()
 }
 
 // ---- criterion ----
@@ -193,9 +241,15 @@ fn criterion_benches(c: &mut Criterion, cases: &[Case]) {
     for case in cases {
         let mut g = c.benchmark_group(format!("decode {}", case.name));
         g.throughput(Throughput::Elements(case.prefixes as u64));
-        g.bench_function("tortie", |b| b.iter(|| tortie_decode(black_box(&case.bytes), &ctx)));
-        g.bench_function("zettabgp", |b| b.iter(|| zetta_decode(black_box(&case.bytes), &params)));
-        g.bench_function("bgpkit-parser", |b| b.iter(|| kit_decode(black_box(&case.kit_bytes))));
+        g.bench_function("tortie", |b| {
+            b.iter(|| tortie_decode(black_box(&case.bytes), &ctx))
+        });
+        g.bench_function("zettabgp", |b| {
+            b.iter(|| zetta_decode(black_box(&case.bytes), &params))
+        });
+        g.bench_function("bgpkit-parser", |b| {
+            b.iter(|| kit_decode(black_box(&case.kit_bytes)))
+        });
         g.finish();
 
         let mut g = c.benchmark_group(format!("encode {}", case.name));
@@ -208,8 +262,12 @@ fn criterion_benches(c: &mut Criterion, cases: &[Case]) {
             })
         });
         let mut buf = [0u8; 4096];
-        g.bench_function("zettabgp", |b| b.iter(|| zetta_encode(black_box(&case.zetta_msg), &params, &mut buf)));
-        g.bench_function("bgpkit-parser", |b| b.iter(|| kit_encode(black_box(&case.kit_msg))));
+        g.bench_function("zettabgp", |b| {
+            b.iter(|| zetta_encode(black_box(&case.zetta_msg), &params, &mut buf))
+        });
+        g.bench_function("bgpkit-parser", |b| {
+            b.iter(|| kit_encode(black_box(&case.kit_msg)))
+        });
         g.finish();
     }
 }
@@ -249,27 +307,62 @@ fn table(cases: &[Case], budget: Duration, test_mode: bool) {
     let params = zetta_params();
     println!();
     if test_mode {
-        println!("(test mode: a moment per codec in whatever profile this was built in; not a measurement)");
+        println!(
+            "(test mode: a moment per codec in whatever profile this was built in; not a measurement)"
+        );
     }
-    println!("Side by side (median of ~2 ms batches, one thread; ratio = other's time / tortie's time, >1 means tortie is faster)");
-    println!("{:<34} {:<14} {:>10} {:>13} {:>16}", "case", "codec", "ns/msg", "M prefixes/s", "ratio vs tortie");
+    println!(
+        "Side by side (median of ~2 ms batches, one thread; ratio = other's time / tortie's time, >1 means tortie is faster)"
+    );
+    println!(
+        "{:<34} {:<14} {:>10} {:>13} {:>16}",
+        "case", "codec", "ns/msg", "M prefixes/s", "ratio vs tortie"
+    );
     for case in cases {
         for op in ["decode", "encode"] {
             let results: [(&str, f64); 3] = if op == "decode" {
                 [
-                    ("tortie", time_ns(budget, || drop(black_box(tortie_decode(black_box(&case.bytes), &ctx))))),
-                    ("zettabgp", time_ns(budget, || drop(black_box(zetta_decode(black_box(&case.bytes), &params))))),
-                    ("bgpkit-parser", time_ns(budget, || drop(black_box(kit_decode(black_box(&case.kit_bytes)))))),
+                    (
+                        "tortie",
+                        time_ns(budget, || {
+                            drop(black_box(tortie_decode(black_box(&case.bytes), &ctx)))
+                        }),
+                    ),
+                    (
+                        "zettabgp",
+                        time_ns(budget, || {
+                            drop(black_box(zetta_decode(black_box(&case.bytes), &params)))
+                        }),
+                    ),
+                    (
+                        "bgpkit-parser",
+                        time_ns(budget, || {
+                            drop(black_box(kit_decode(black_box(&case.kit_bytes))))
+                        }),
+                    ),
                 ]
             } else {
                 let mut out = BytesMut::with_capacity(4096);
                 let mut buf = [0u8; 4096];
                 [
-                    ("tortie", time_ns(budget, || tortie_encode(black_box(&case.msg), &ctx, black_box(&mut out)))),
-                    ("zettabgp", time_ns(budget, || {
-                        black_box(zetta_encode(black_box(&case.zetta_msg), &params, &mut buf));
-                    })),
-                    ("bgpkit-parser", time_ns(budget, || drop(black_box(kit_encode(black_box(&case.kit_msg)))))),
+                    (
+                        "tortie",
+                        time_ns(budget, || {
+                            tortie_encode(black_box(&case.msg), &ctx, black_box(&mut out))
+                        }),
+                    ),
+                    (
+                        "zettabgp",
+                        time_ns(budget, || {
+                            black_box(zetta_encode(black_box(&case.zetta_msg), &params, &mut buf));
+                        }),
+                    ),
+                    (
+                        "bgpkit-parser",
+                        time_ns(budget, || {
+                            drop(black_box(kit_encode(black_box(&case.kit_msg))))
+                        }),
+                    ),
                 ]
             };
             let ours = results[0].1;
@@ -291,7 +384,13 @@ fn table(cases: &[Case], budget: Duration, test_mode: bool) {
     for case in cases {
         let z = zetta_encode(&case.zetta_msg, &params, &mut buf);
         let k = kit_encode(&case.kit_msg);
-        let same = |b: &[u8]| if b == case.bytes.as_slice() { "identical" } else { "differs" };
+        let same = |b: &[u8]| {
+            if b == case.bytes.as_slice() {
+                "identical"
+            } else {
+                "differs"
+            }
+        };
         println!(
             "{}: {} octets; zettabgp re-encodes {} octets ({}), bgpkit-parser {} octets ({})",
             case.name,
@@ -323,6 +422,10 @@ fn main() {
     // `cargo test --benches` runs this without `--bench` (criterion's test mode, each bench
     // once): run the table too, but only for a moment, to keep it compiling and working.
     let test_mode = has("--test") || !has("--bench");
-    let budget = if test_mode { Duration::from_millis(1) } else { Duration::from_millis(400) };
+    let budget = if test_mode {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(400)
+    };
     table(&cases, budget, test_mode);
 }

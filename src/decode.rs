@@ -3,7 +3,7 @@
 //! NOTIFICATION a BGP speaker would send.
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use tortie_bgp::wire::{self, AddPath, Ctx, DecodeError, Message};
@@ -42,7 +42,10 @@ fn read_input(args: &Args) -> Result<Bytes, InputError> {
         Some(text) => {
             let text = text.trim();
             let text = text.strip_prefix("0x").unwrap_or(text);
-            let digits: String = text.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+            let digits: String = text
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != ':')
+                .collect();
             Ok(hex::decode(digits)?.into())
         }
         None => {
@@ -91,7 +94,11 @@ pub fn run(args: Args) -> ExitCode {
     };
     let ctx = Ctx {
         as4: args.as4,
-        add_path: if args.add_path { AddPath::ALL } else { AddPath::default() },
+        add_path: if args.add_path {
+            AddPath::ALL
+        } else {
+            AddPath::default()
+        },
         extended_message: args.extended_message,
     };
     let mut lines = Vec::new();
@@ -131,10 +138,18 @@ pub fn run(args: Args) -> ExitCode {
     }
     let mut out = std::io::stdout().lock();
     for line in lines {
-        let text = if args.pretty { serde_json::to_string_pretty(&line) } else { serde_json::to_string(&line) };
+        let text = if args.pretty {
+            serde_json::to_string_pretty(&line)
+        } else {
+            serde_json::to_string(&line)
+        };
         if writeln!(out, "{}", text.unwrap_or_default()).is_err() {
             return ExitCode::from(2);
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "tortie", version, about = "A Calico-style vRouter for Kubernetes")]
+#[command(
+    name = "tortie",
+    version,
+    about = "A Calico-style vRouter for Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

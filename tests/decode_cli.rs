@@ -13,7 +13,12 @@ fn tortie(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("tortie runs");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     child.wait_with_output().expect("tortie exits")
 }
 
@@ -30,8 +35,20 @@ const UPDATE_AS4: &str = "ffffffffffffffffffffffffffffffff 0030 02 0000 0014 400
 
 #[test]
 fn decodes_hex_into_one_json_line_per_message() {
-    let out = tortie(&["decode", "--as4", "--hex", &format!("{KEEPALIVE} {UPDATE_AS4}")], b"");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tortie(
+        &[
+            "decode",
+            "--as4",
+            "--hex",
+            &format!("{KEEPALIVE} {UPDATE_AS4}"),
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["type"], "KEEPALIVE");
@@ -58,14 +75,29 @@ fn as4_flag_changes_how_as_path_is_read() {
     assert_eq!(line["action"], "treat-as-withdraw");
     assert_eq!(line["code"], 3);
     assert_eq!(line["subcode"], 11);
-    assert_eq!(line["message"]["nlri"][0], "198.19.0.64/26", "the message is still shown");
+    assert_eq!(
+        line["message"]["nlri"][0], "198.19.0.64/26",
+        "the message is still shown"
+    );
 }
 
 #[test]
 fn add_path_flag_reads_path_identifiers() {
     // Withdrawn 198.19.0.0/26 with path id 5.
-    let out = tortie(&["decode", "--add-path", "--hex", "ffffffffffffffffffffffffffffffff 0020 02 0009 00000005 1a c6130000 0000"], b"");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = tortie(
+        &[
+            "decode",
+            "--add-path",
+            "--hex",
+            "ffffffffffffffffffffffffffffffff 0020 02 0009 00000005 1a c6130000 0000",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let line = &json_lines(&out)[0];
     assert_eq!(line["withdrawn"][0]["prefix"], "198.19.0.0/26");
     assert_eq!(line["withdrawn"][0]["path_id"], 5);
@@ -73,13 +105,21 @@ fn add_path_flag_reads_path_identifiers() {
 
 #[test]
 fn session_reset_errors_name_the_action_code_and_subcode() {
-    let out = tortie(&["decode", "--hex", "ffffffffffffffffffffffffffffffff001309"], b"");
+    let out = tortie(
+        &["decode", "--hex", "ffffffffffffffffffffffffffffffff001309"],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
     let line = &json_lines(&out)[0];
     assert_eq!(line["action"], "session-reset");
     assert_eq!(line["code"], 1);
     assert_eq!(line["subcode"], 3);
-    assert!(line["error"].as_str().unwrap().contains("unknown message type 9"));
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown message type 9")
+    );
 }
 
 #[test]
@@ -93,12 +133,18 @@ fn attribute_discard_is_reported_with_exit_status_1() {
 
 #[test]
 fn a_bad_message_in_the_middle_does_not_hide_the_ones_before_it() {
-    let out = tortie(&["decode", "--hex", &format!("{KEEPALIVE}00{KEEPALIVE}")], b"");
+    let out = tortie(
+        &["decode", "--hex", &format!("{KEEPALIVE}00{KEEPALIVE}")],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
     let lines = json_lines(&out);
     assert_eq!(lines[0]["type"], "KEEPALIVE");
     assert_eq!(lines[1]["action"], "session-reset");
-    assert_eq!(lines[1]["subcode"], 1, "out of sync: connection not synchronized");
+    assert_eq!(
+        lines[1]["subcode"], 1,
+        "out of sync: connection not synchronized"
+    );
     assert_eq!(lines[1]["offset"], 19);
 }
 
@@ -106,7 +152,12 @@ fn a_bad_message_in_the_middle_does_not_hide_the_ones_before_it() {
 fn truncated_input_is_an_error() {
     let out = tortie(&["decode", "--hex", &KEEPALIVE[..30]], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert!(json_lines(&out)[0]["error"].as_str().unwrap().contains("truncated"));
+    assert!(
+        json_lines(&out)[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("truncated")
+    );
 }
 
 #[test]
@@ -118,7 +169,14 @@ fn invalid_hex_is_a_usage_error_not_a_crash() {
 
 #[test]
 fn notification_shows_the_shutdown_communication() {
-    let out = tortie(&["decode", "--hex", "ffffffffffffffffffffffffffffffff 001a 03 06 02 04 626f6f6d"], b"");
+    let out = tortie(
+        &[
+            "decode",
+            "--hex",
+            "ffffffffffffffffffffffffffffffff 001a 03 06 02 04 626f6f6d",
+        ],
+        b"",
+    );
     assert!(out.status.success());
     let line = &json_lines(&out)[0];
     assert_eq!(line["subcode_name"], "Administrative Shutdown");

@@ -31,18 +31,29 @@ fn fixtures() -> Vec<Fixture> {
             let families = f[8];
             let ctx = Ctx {
                 as4: f[7] == "4",
-                add_path: AddPath { ipv4_unicast: families.contains("ipv4"), ipv6_unicast: families.contains("ipv6") },
+                add_path: AddPath {
+                    ipv4_unicast: families.contains("ipv4"),
+                    ipv6_unicast: families.contains("ipv6"),
+                },
                 extended_message: f[9] == "yes",
             };
             let text = std::fs::read_to_string(dir().join(f[0])).expect("fixture file");
             let bytes = hex::decode(text.trim()).expect("fixture is hex");
-            Fixture { file: f[0].to_string(), kind: f[5].to_string(), ctx, bytes }
+            Fixture {
+                file: f[0].to_string(),
+                kind: f[5].to_string(),
+                ctx,
+                bytes,
+            }
         })
         .collect()
 }
 
 fn fixture(file: &str) -> Fixture {
-    fixtures().into_iter().find(|f| f.file == file).unwrap_or_else(|| panic!("no fixture {file}"))
+    fixtures()
+        .into_iter()
+        .find(|f| f.file == file)
+        .unwrap_or_else(|| panic!("no fixture {file}"))
 }
 
 fn decoded(file: &str) -> Message {
@@ -93,7 +104,12 @@ fn every_captured_message_decodes_cleanly_and_round_trips() {
         };
         assert_eq!(kind, f.kind, "{}", f.file);
         let again = wire::encode_to_vec(&msg, &f.ctx).unwrap_or_else(|e| panic!("{}: {e}", f.file));
-        assert_eq!(wire::decode(&again, &f.ctx), Ok(as_passed_on(msg)), "{}: round trip", f.file);
+        assert_eq!(
+            wire::decode(&again, &f.ctx),
+            Ok(as_passed_on(msg)),
+            "{}: round trip",
+            f.file
+        );
     }
 }
 
@@ -102,7 +118,11 @@ fn every_daemon_is_represented() {
     let all = fixtures();
     for daemon in ["bird/", "gobgp/", "frr/", "exabgp/"] {
         for kind in ["OPEN", "UPDATE"] {
-            assert!(all.iter().any(|f| f.file.starts_with(daemon) && f.kind == kind), "{daemon} {kind}");
+            assert!(
+                all.iter()
+                    .any(|f| f.file.starts_with(daemon) && f.kind == kind),
+                "{daemon} {kind}"
+            );
         }
     }
 }
@@ -114,8 +134,16 @@ fn bird_open_announces_its_4_octet_as_behind_as_trans() {
     assert_eq!(o.asn(), 4_200_000_001);
     assert!(o.capabilities.contains(&Capability::ExtendedMessage));
     assert!(o.capabilities.contains(&Capability::EnhancedRouteRefresh));
-    assert!(o.capabilities.iter().any(|c| matches!(c, Capability::AddPath { .. })));
-    assert!(o.capabilities.iter().any(|c| matches!(c, Capability::Fqdn { hostname, .. } if hostname == "bird1")));
+    assert!(
+        o.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::AddPath { .. }))
+    );
+    assert!(
+        o.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::Fqdn { hostname, .. } if hostname == "bird1"))
+    );
 }
 
 #[test]
@@ -128,8 +156,16 @@ fn frr_open_carries_graceful_restart_bits_and_its_hostname() {
     let gr = gr.expect("FRR sends graceful restart");
     assert!(gr.restart_state && gr.notification);
     assert_eq!(gr.restart_time, 120);
-    assert!(o.capabilities.iter().any(|c| matches!(c, Capability::Fqdn { hostname, .. } if hostname == "frr1")));
-    assert!(o.capabilities.iter().any(|c| matches!(c, Capability::ExtendedNextHop { .. })));
+    assert!(
+        o.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::Fqdn { hostname, .. } if hostname == "frr1"))
+    );
+    assert!(
+        o.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::ExtendedNextHop { .. }))
+    );
 }
 
 #[test]
@@ -143,17 +179,33 @@ fn exabgp_open_without_4_octet_as() {
 fn frr_extended_message_update_carries_1024_prefixes_with_path_ids() {
     let f = fixture("frr/to-bird-ipv4-transport/update-ipv4-198.19.8.0_32.hex");
     assert_eq!(f.bytes.len(), 9278);
-    assert!(wire::decode(&f.bytes, &Ctx { extended_message: false, ..f.ctx }).is_err(), "over 4096 without RFC 8654");
+    assert!(
+        wire::decode(
+            &f.bytes,
+            &Ctx {
+                extended_message: false,
+                ..f.ctx
+            }
+        )
+        .is_err(),
+        "over 4096 without RFC 8654"
+    );
     let u = update("frr/to-bird-ipv4-transport/update-ipv4-198.19.8.0_32.hex");
     assert_eq!(u.nlri.len(), 1024);
-    assert!(u.nlri.iter().all(|n| n.prefix.prefix_len() == 32 && n.path_id.is_some()));
+    assert!(
+        u.nlri
+            .iter()
+            .all(|n| n.prefix.prefix_len() == 32 && n.path_id.is_some())
+    );
 }
 
 #[test]
 fn frr_ipv6_next_hop_has_a_link_local_second_address() {
     let u = update("frr/to-bird-ipv6-transport/update-ipv6-2001-db8-3--_48.hex");
     let reach = u.mp_reach.expect("MP_REACH_NLRI");
-    let NextHop::V6 { link_local, .. } = reach.next_hop else { panic!("not an IPv6 next hop") };
+    let NextHop::V6 { link_local, .. } = reach.next_hop else {
+        panic!("not an IPv6 next hop")
+    };
     assert_eq!(link_local, Some("fe80::3".parse::<Ipv6Addr>().unwrap()));
     assert_eq!(reach.nlri.family(), Family::Ipv6Unicast);
 }
@@ -163,7 +215,9 @@ fn frr_sends_ipv4_prefixes_with_an_ipv6_next_hop_per_rfc_8950() {
     let u = update("frr/to-bird-ipv6-transport/update-ipv4-198.19.3.64_26.hex");
     let reach = u.mp_reach.expect("MP_REACH_NLRI");
     assert!(matches!(reach.next_hop, NextHop::V6 { .. }));
-    assert!(matches!(reach.nlri, MpNlri::Ipv4(ref v) if v[0].prefix.to_string() == "198.19.3.64/26"));
+    assert!(
+        matches!(reach.nlri, MpNlri::Ipv4(ref v) if v[0].prefix.to_string() == "198.19.3.64/26")
+    );
 }
 
 #[test]
@@ -194,8 +248,14 @@ fn bird_toward_a_2_octet_peer_sends_as4_path() {
 #[test]
 fn end_of_rib_markers_from_every_daemon() {
     for f in fixtures().iter().filter(|f| f.file.contains("/eor-")) {
-        let Ok(Message::Update(u)) = wire::decode(&f.bytes, &f.ctx) else { panic!("{}", f.file) };
-        let expected = if f.file.ends_with("eor-ipv4.hex") { Family::Ipv4Unicast } else { Family::Ipv6Unicast };
+        let Ok(Message::Update(u)) = wire::decode(&f.bytes, &f.ctx) else {
+            panic!("{}", f.file)
+        };
+        let expected = if f.file.ends_with("eor-ipv4.hex") {
+            Family::Ipv4Unicast
+        } else {
+            Family::Ipv6Unicast
+        };
         assert_eq!(u.as_end_of_rib(), Some(expected), "{}", f.file);
     }
 }

@@ -4,10 +4,13 @@
 mod common;
 use common::*;
 
-use tortie_bgp::wire::{decode, Action, Ctx, DecodeError, Message, Reason, Update};
+use tortie_bgp::wire::{Action, Ctx, DecodeError, Message, Reason, Update, decode};
 
 fn as4() -> Ctx {
-    Ctx { as4: true, ..Ctx::default() }
+    Ctx {
+        as4: true,
+        ..Ctx::default()
+    }
 }
 
 const NLRI: [u8; 4] = [24, 198, 19, 3];
@@ -43,7 +46,10 @@ fn withdrawn_length_overrunning_the_message_resets_with_malformed_attribute_list
     let mut bytes = update(&[], &[], &[]);
     bytes[20] = 9; // withdrawn routes length 9 in a message that has none
     let err = reset(&bytes);
-    assert_eq!((err.code, err.subcode, err.reason), (3, 1, Reason::UpdateLengthsOverrun));
+    assert_eq!(
+        (err.code, err.subcode, err.reason),
+        (3, 1, Reason::UpdateLengthsOverrun)
+    );
 }
 
 #[test]
@@ -75,11 +81,23 @@ fn malformed_withdrawn_routes_reset() {
 #[test]
 fn attribute_overrunning_the_attribute_field_is_treat_as_withdraw_and_nlri_is_still_found() {
     // NEXT_HOP claims 9 octets but only 4 remain in the field.
-    let attrs = [&ORIGIN_IGP[..], &AS_PATH_65001_AS4, &[0x40, 3, 9, 198, 18, 1, 1]].concat();
+    let attrs = [
+        &ORIGIN_IGP[..],
+        &AS_PATH_65001_AS4,
+        &[0x40, 3, 9, 198, 18, 1, 1],
+    ]
+    .concat();
     let (err, u) = only_fault(&update(&[], &attrs, &NLRI));
-    assert_eq!((err.action, err.code, err.subcode), (Action::TreatAsWithdraw, 3, 1));
+    assert_eq!(
+        (err.action, err.code, err.subcode),
+        (Action::TreatAsWithdraw, 3, 1)
+    );
     assert_eq!(err.reason, Reason::AttributeOverrun { code: Some(3) });
-    assert_eq!(u.nlri.len(), 1, "the Total Attribute Length still locates the NLRI");
+    assert_eq!(
+        u.nlri.len(),
+        1,
+        "the Total Attribute Length still locates the NLRI"
+    );
     assert!(u.treat_as_withdraw());
 }
 
@@ -87,12 +105,23 @@ fn attribute_overrunning_the_attribute_field_is_treat_as_withdraw_and_nlri_is_st
 fn lone_octet_after_the_last_attribute_is_treat_as_withdraw() {
     let attrs = [mandatory_as4(), vec![0x40]].concat();
     let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
-    assert_eq!((err.action, err.reason), (Action::TreatAsWithdraw, Reason::AttributeOverrun { code: None }));
+    assert_eq!(
+        (err.action, err.reason),
+        (
+            Action::TreatAsWithdraw,
+            Reason::AttributeOverrun { code: None }
+        )
+    );
 }
 
 #[test]
 fn duplicate_attribute_keeps_the_first_and_discards_the_rest() {
-    let attrs = [mandatory_as4(), attr(0x80, 4, &[0, 0, 0, 1]), attr(0x80, 4, &[0, 0, 0, 2])].concat();
+    let attrs = [
+        mandatory_as4(),
+        attr(0x80, 4, &[0, 0, 0, 1]),
+        attr(0x80, 4, &[0, 0, 0, 2]),
+    ]
+    .concat();
     let (err, u) = only_fault(&update(&[], &attrs, &NLRI));
     assert_eq!((err.action, err.subcode), (Action::AttributeDiscard, 1));
     assert_eq!(err.reason, Reason::DuplicateAttribute { code: 4 });
@@ -103,9 +132,18 @@ fn duplicate_attribute_keeps_the_first_and_discards_the_rest() {
 #[test]
 fn duplicate_mp_reach_resets_with_malformed_attribute_list() {
     let mp = attr(0x80, 14, &[0, 1, 1, 4, 198, 18, 1, 1, 0]);
-    let attrs = [mp.clone(), mp, ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat();
+    let attrs = [
+        mp.clone(),
+        mp,
+        ORIGIN_IGP.to_vec(),
+        AS_PATH_65001_AS4.to_vec(),
+    ]
+    .concat();
     let err = reset(&update(&[], &attrs, &[]));
-    assert_eq!((err.subcode, err.reason), (1, Reason::DuplicateAttribute { code: 14 }));
+    assert_eq!(
+        (err.subcode, err.reason),
+        (1, Reason::DuplicateAttribute { code: 14 })
+    );
 }
 
 #[test]
@@ -116,7 +154,10 @@ fn missing_mandatory_attributes_are_treat_as_withdraw_with_the_type_as_data() {
         (3, [&ORIGIN_IGP[..], &AS_PATH_65001_AS4].concat()),
     ] {
         let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
-        assert_eq!((err.action, err.code, err.subcode), (Action::TreatAsWithdraw, 3, 3));
+        assert_eq!(
+            (err.action, err.code, err.subcode),
+            (Action::TreatAsWithdraw, 3, 3)
+        );
         assert_eq!(err.data, vec![missing]);
     }
 }
@@ -124,7 +165,11 @@ fn missing_mandatory_attributes_are_treat_as_withdraw_with_the_type_as_data() {
 #[test]
 fn mp_reach_alone_needs_origin_and_as_path_but_not_next_hop() {
     let mp = attr(0x80, 14, &[0, 1, 1, 4, 198, 18, 1, 1, 0, 24, 198, 19, 3]);
-    let u = lenient(&update(&[], &[mp.clone(), ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(), &[]));
+    let u = lenient(&update(
+        &[],
+        &[mp.clone(), ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(),
+        &[],
+    ));
     assert_eq!(u.errors, vec![]);
     let (err, _) = only_fault(&update(&[], &[mp, ORIGIN_IGP.to_vec()].concat(), &[]));
     assert_eq!(err.reason, Reason::MissingAttribute { code: 2 });
@@ -133,7 +178,12 @@ fn mp_reach_alone_needs_origin_and_as_path_but_not_next_hop() {
 #[test]
 fn bad_flags_on_a_well_known_attribute_are_treat_as_withdraw_with_attribute_flags_error() {
     // ORIGIN marked optional.
-    let attrs = [&[0xc0, 1, 1, 0][..], &AS_PATH_65001_AS4, &NEXT_HOP_198_18_1_1].concat();
+    let attrs = [
+        &[0xc0, 1, 1, 0][..],
+        &AS_PATH_65001_AS4,
+        &NEXT_HOP_198_18_1_1,
+    ]
+    .concat();
     let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
     assert_eq!((err.action, err.subcode), (Action::TreatAsWithdraw, 4));
     assert_eq!(err.data, vec![0xc0, 1, 1, 0], "data is the whole attribute");
@@ -142,7 +192,11 @@ fn bad_flags_on_a_well_known_attribute_are_treat_as_withdraw_with_attribute_flag
 #[test]
 fn bad_flags_on_an_attribute_discard_attribute_are_attribute_discard() {
     // AGGREGATOR marked well-known.
-    let (err, _) = only_fault(&with_mandatory(&attr(0x40, 7, &[0, 0, 0xfd, 0xe9, 198, 18, 1, 1])));
+    let (err, _) = only_fault(&with_mandatory(&attr(
+        0x40,
+        7,
+        &[0, 0, 0xfd, 0xe9, 198, 18, 1, 1],
+    )));
     assert_eq!((err.action, err.subcode), (Action::AttributeDiscard, 4));
 }
 
@@ -160,14 +214,27 @@ fn unrecognized_well_known_attribute_resets() {
 
 #[test]
 fn origin_with_an_undefined_value_is_treat_as_withdraw_invalid_origin() {
-    let attrs = [&[0x40, 1, 1, 3][..], &AS_PATH_65001_AS4, &NEXT_HOP_198_18_1_1].concat();
+    let attrs = [
+        &[0x40, 1, 1, 3][..],
+        &AS_PATH_65001_AS4,
+        &NEXT_HOP_198_18_1_1,
+    ]
+    .concat();
     let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
-    assert_eq!((err.action, err.subcode, err.reason), (Action::TreatAsWithdraw, 6, Reason::InvalidOrigin(3)));
+    assert_eq!(
+        (err.action, err.subcode, err.reason),
+        (Action::TreatAsWithdraw, 6, Reason::InvalidOrigin(3))
+    );
 }
 
 #[test]
 fn origin_with_a_bad_length_is_treat_as_withdraw_attribute_length_error() {
-    let attrs = [&[0x40, 1, 2, 0, 0][..], &AS_PATH_65001_AS4, &NEXT_HOP_198_18_1_1].concat();
+    let attrs = [
+        &[0x40, 1, 2, 0, 0][..],
+        &AS_PATH_65001_AS4,
+        &NEXT_HOP_198_18_1_1,
+    ]
+    .concat();
     let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
     assert_eq!((err.action, err.subcode), (Action::TreatAsWithdraw, 5));
 }
@@ -175,21 +242,30 @@ fn origin_with_a_bad_length_is_treat_as_withdraw_attribute_length_error() {
 #[test]
 fn malformed_as_paths_are_treat_as_withdraw_malformed_as_path() {
     for value in [
-        &[2, 2, 0, 0, 0xfd, 0xe9][..],       // second AS missing: overrun
-        &[2, 0],                             // zero-length segment
-        &[7, 1, 0, 0, 0xfd, 0xe9],           // unknown segment type
-        &[2, 1, 0, 0, 0xfd, 0xe9, 2],        // lone trailing octet
+        &[2, 2, 0, 0, 0xfd, 0xe9][..], // second AS missing: overrun
+        &[2, 0],                       // zero-length segment
+        &[7, 1, 0, 0, 0xfd, 0xe9],     // unknown segment type
+        &[2, 1, 0, 0, 0xfd, 0xe9, 2],  // lone trailing octet
     ] {
         let attrs = [&ORIGIN_IGP[..], &attr(0x40, 2, value), &NEXT_HOP_198_18_1_1].concat();
         let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
-        assert_eq!((err.action, err.subcode), (Action::TreatAsWithdraw, 11), "{value:?}");
+        assert_eq!(
+            (err.action, err.subcode),
+            (Action::TreatAsWithdraw, 11),
+            "{value:?}"
+        );
         assert!(matches!(err.reason, Reason::MalformedAsPath(_)));
     }
 }
 
 #[test]
 fn next_hop_with_a_bad_length_is_treat_as_withdraw() {
-    let attrs = [&ORIGIN_IGP[..], &AS_PATH_65001_AS4, &[0x40, 3, 5, 198, 18, 1, 1, 1]].concat();
+    let attrs = [
+        &ORIGIN_IGP[..],
+        &AS_PATH_65001_AS4,
+        &[0x40, 3, 5, 198, 18, 1, 1, 1],
+    ]
+    .concat();
     let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
     assert_eq!((err.action, err.subcode), (Action::TreatAsWithdraw, 5));
 }
@@ -199,7 +275,11 @@ fn next_hop_that_is_not_unicast_is_treat_as_withdraw_invalid_next_hop() {
     for nh in [[0, 0, 0, 0], [224, 0, 0, 5], [255, 255, 255, 255]] {
         let attrs = [&ORIGIN_IGP[..], &AS_PATH_65001_AS4, &attr(0x40, 3, &nh)].concat();
         let (err, _) = only_fault(&update(&[], &attrs, &NLRI));
-        assert_eq!((err.action, err.subcode), (Action::TreatAsWithdraw, 8), "{nh:?}");
+        assert_eq!(
+            (err.action, err.subcode),
+            (Action::TreatAsWithdraw, 8),
+            "{nh:?}"
+        );
     }
 }
 
@@ -207,20 +287,28 @@ fn next_hop_that_is_not_unicast_is_treat_as_withdraw_invalid_next_hop() {
 fn med_local_pref_originator_id_with_bad_length_are_treat_as_withdraw() {
     for (flags, code) in [(0x80, 4), (0x40, 5), (0x80, 9)] {
         let (err, _) = only_fault(&with_mandatory(&attr(flags, code, &[0, 0, 1])));
-        assert_eq!((err.action, err.subcode), (Action::TreatAsWithdraw, 5), "type {code}");
+        assert_eq!(
+            (err.action, err.subcode),
+            (Action::TreatAsWithdraw, 5),
+            "type {code}"
+        );
     }
 }
 
 #[test]
 fn list_attributes_with_a_bad_length_are_treat_as_withdraw() {
     for (code, value) in [
-        (8u8, &[0, 0, 1][..]),                    // COMMUNITIES: not a multiple of 4
-        (8, &[]),                                 // COMMUNITIES: empty
-        (16, &[0, 2, 0, 0, 0, 0, 0]),             // EXTENDED_COMMUNITIES: 7 octets
-        (32, &[0; 13]),                           // LARGE_COMMUNITY: 13 octets
+        (8u8, &[0, 0, 1][..]),        // COMMUNITIES: not a multiple of 4
+        (8, &[]),                     // COMMUNITIES: empty
+        (16, &[0, 2, 0, 0, 0, 0, 0]), // EXTENDED_COMMUNITIES: 7 octets
+        (32, &[0; 13]),               // LARGE_COMMUNITY: 13 octets
     ] {
         let (err, _) = only_fault(&with_mandatory(&attr(0xc0, code, value)));
-        assert_eq!((err.action, err.subcode), (Action::TreatAsWithdraw, 5), "type {code}");
+        assert_eq!(
+            (err.action, err.subcode),
+            (Action::TreatAsWithdraw, 5),
+            "type {code}"
+        );
     }
     let (err, _) = only_fault(&with_mandatory(&attr(0x80, 10, &[])));
     assert_eq!(err.action, Action::TreatAsWithdraw, "empty CLUSTER_LIST");
@@ -236,7 +324,11 @@ fn atomic_aggregate_with_a_value_is_attribute_discard() {
 
 #[test]
 fn aggregator_with_a_bad_length_is_attribute_discard() {
-    let (err, u) = only_fault(&with_mandatory(&attr(0xc0, 7, &[0, 0, 0xfd, 0xe9, 198, 18, 1])));
+    let (err, u) = only_fault(&with_mandatory(&attr(
+        0xc0,
+        7,
+        &[0, 0, 0xfd, 0xe9, 198, 18, 1],
+    )));
     assert_eq!(err.action, Action::AttributeDiscard);
     assert_eq!(u.attrs.aggregator, None);
 }
@@ -263,29 +355,57 @@ fn malformed_as4_path_from_a_2_octet_speaker_is_attribute_discard() {
 #[test]
 fn as4_path_between_4_octet_speakers_is_attribute_discard() {
     let (err, _) = only_fault(&with_mandatory(&attr(0xc0, 17, &[2, 1, 0, 0, 0xfd, 0xe9])));
-    assert_eq!((err.action, err.reason), (Action::AttributeDiscard, Reason::UnexpectedAs4Attribute { code: 17 }));
+    assert_eq!(
+        (err.action, err.reason),
+        (
+            Action::AttributeDiscard,
+            Reason::UnexpectedAs4Attribute { code: 17 }
+        )
+    );
 }
 
 #[test]
 fn mp_reach_with_an_unknown_afi_is_attribute_discard() {
     let mp = attr(0x80, 14, &[0, 99, 1, 4, 198, 18, 1, 1, 0, 24, 198, 19, 3]);
-    let (err, u) = only_fault(&update(&[], &[mp, ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(), &[]));
+    let (err, u) = only_fault(&update(
+        &[],
+        &[mp, ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(),
+        &[],
+    ));
     assert_eq!(err.action, Action::AttributeDiscard);
-    assert_eq!(err.reason, Reason::UnsupportedFamily { code: 14, afi: 99, safi: 1 });
+    assert_eq!(
+        err.reason,
+        Reason::UnsupportedFamily {
+            code: 14,
+            afi: 99,
+            safi: 1
+        }
+    );
     assert_eq!(u.mp_reach, None);
 }
 
 #[test]
 fn mp_reach_with_a_next_hop_length_the_family_cannot_have_resets() {
     let mp = attr(0x80, 14, &[0, 2, 1, 4, 198, 18, 1, 1, 0]);
-    let err = reset(&update(&[], &[mp, ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(), &[]));
-    assert_eq!((err.code, err.subcode, err.reason), (3, 9, Reason::MpNextHopLength { afi: 2, len: 4 }));
+    let err = reset(&update(
+        &[],
+        &[mp, ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(),
+        &[],
+    ));
+    assert_eq!(
+        (err.code, err.subcode, err.reason),
+        (3, 9, Reason::MpNextHopLength { afi: 2, len: 4 })
+    );
 }
 
 #[test]
 fn mp_reach_with_unparseable_nlri_resets() {
     let mp = attr(0x80, 14, &[0, 1, 1, 4, 198, 18, 1, 1, 0, 24, 198, 19]);
-    let err = reset(&update(&[], &[mp, ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(), &[]));
+    let err = reset(&update(
+        &[],
+        &[mp, ORIGIN_IGP.to_vec(), AS_PATH_65001_AS4.to_vec()].concat(),
+        &[],
+    ));
     assert_eq!((err.code, err.subcode), (3, 9));
 }
 
@@ -297,7 +417,13 @@ fn mp_unreach_too_short_for_afi_and_safi_resets() {
 
 #[test]
 fn several_faults_are_all_reported_and_the_worst_decides() {
-    let attrs = [&[0x40, 1, 1, 5][..], &AS_PATH_65001_AS4, &NEXT_HOP_198_18_1_1, &attr(0x40, 6, &[1])].concat();
+    let attrs = [
+        &[0x40, 1, 1, 5][..],
+        &AS_PATH_65001_AS4,
+        &NEXT_HOP_198_18_1_1,
+        &attr(0x40, 6, &[1]),
+    ]
+    .concat();
     let u = lenient(&update(&[], &attrs, &NLRI));
     assert_eq!(u.errors.len(), 2);
     assert_eq!(u.worst_action(), Some(Action::TreatAsWithdraw));

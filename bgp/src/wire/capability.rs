@@ -1,7 +1,7 @@
 //! Capabilities advertised in OPEN (RFC 5492), one value type per capability code.
 
-use super::error::{code as ncode, subcode, DecodeError, EncodeError, Reason};
 use super::Family;
+use super::error::{DecodeError, EncodeError, Reason, code as ncode, subcode};
 use bytes::{BufMut, BytesMut};
 use nom::bytes::complete::take;
 use nom::number::complete::be_u8;
@@ -36,7 +36,10 @@ impl AfiSafi {
 
 impl From<Family> for AfiSafi {
     fn from(f: Family) -> Self {
-        AfiSafi { afi: f.afi(), safi: f.safi() }
+        AfiSafi {
+            afi: f.afi(),
+            safi: f.safi(),
+        }
     }
 }
 
@@ -134,15 +137,26 @@ fn malformed(code: u8, what: &'static str) -> DecodeError {
 }
 
 /// Splits a value into fixed-size records.
-fn records<const N: usize>(code: u8, v: &[u8]) -> Result<impl Iterator<Item = [u8; N]> + '_, DecodeError> {
+fn records<const N: usize>(
+    code: u8,
+    v: &[u8],
+) -> Result<impl Iterator<Item = [u8; N]> + '_, DecodeError> {
     if v.len() % N != 0 {
-        return Err(malformed(code, "length is not a multiple of the record size"));
+        return Err(malformed(
+            code,
+            "length is not a multiple of the record size",
+        ));
     }
-    Ok(v.chunks_exact(N).filter_map(|c| <[u8; N]>::try_from(c).ok()))
+    Ok(v.chunks_exact(N)
+        .filter_map(|c| <[u8; N]>::try_from(c).ok()))
 }
 
 fn empty(code: u8, v: &[u8], cap: Capability) -> Result<Capability, DecodeError> {
-    if v.is_empty() { Ok(cap) } else { Err(malformed(code, "must have no value")) }
+    if v.is_empty() {
+        Ok(cap)
+    } else {
+        Err(malformed(code, "must have no value"))
+    }
 }
 
 fn fqdn(v: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
@@ -173,7 +187,10 @@ impl Capability {
             MULTIPROTOCOL => {
                 let [a0, a1, _reserved, safi] =
                     <[u8; 4]>::try_from(v).map_err(|_| malformed(code, "length is not 4"))?;
-                Capability::Multiprotocol(AfiSafi { afi: u16::from_be_bytes([a0, a1]), safi })
+                Capability::Multiprotocol(AfiSafi {
+                    afi: u16::from_be_bytes([a0, a1]),
+                    safi,
+                })
             }
             ROUTE_REFRESH => empty(code, v, Capability::RouteRefresh)?,
             EXTENDED_MESSAGE => empty(code, v, Capability::ExtendedMessage)?,
@@ -188,7 +205,9 @@ impl Capability {
                     .collect(),
             },
             GRACEFUL_RESTART => {
-                let (head, rest) = v.split_first_chunk::<2>().ok_or_else(|| malformed(code, "shorter than 2 octets"))?;
+                let (head, rest) = v
+                    .split_first_chunk::<2>()
+                    .ok_or_else(|| malformed(code, "shorter than 2 octets"))?;
                 let word = u16::from_be_bytes(*head);
                 Capability::GracefulRestart(GracefulRestart {
                     restart_state: word & 0x8000 != 0,
@@ -196,14 +215,19 @@ impl Capability {
                     restart_time: word & 0x0fff,
                     families: records::<4>(code, rest)?
                         .map(|r| GrFamily {
-                            afi_safi: AfiSafi { afi: u16::from_be_bytes([r[0], r[1]]), safi: r[2] },
+                            afi_safi: AfiSafi {
+                                afi: u16::from_be_bytes([r[0], r[1]]),
+                                safi: r[2],
+                            },
                             forwarding_preserved: r[3] & 0x80 != 0,
                         })
                         .collect(),
                 })
             }
             FOUR_OCTET_AS => Capability::FourOctetAs {
-                asn: <[u8; 4]>::try_from(v).map(u32::from_be_bytes).map_err(|_| malformed(code, "length is not 4"))?,
+                asn: <[u8; 4]>::try_from(v)
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| malformed(code, "length is not 4"))?,
             },
             ADD_PATH => {
                 let mut families = Vec::new();
@@ -213,17 +237,26 @@ impl Capability {
                         2 => AddPathMode::Send,
                         3 => AddPathMode::SendReceive,
                         // RFC 7911 section 4: treat the capability as not understood.
-                        _ => return Ok(Capability::Unknown { code, value: v.to_vec() }),
+                        _ => {
+                            return Ok(Capability::Unknown {
+                                code,
+                                value: v.to_vec(),
+                            });
+                        }
                     };
                     families.push(AddPathFamily {
-                        afi_safi: AfiSafi { afi: u16::from_be_bytes([r[0], r[1]]), safi: r[2] },
+                        afi_safi: AfiSafi {
+                            afi: u16::from_be_bytes([r[0], r[1]]),
+                            safi: r[2],
+                        },
                         mode,
                     });
                 }
                 Capability::AddPath { families }
             }
             FQDN => {
-                let (rest, (host, domain)) = fqdn(v).map_err(|_: NomErr| malformed(code, "name overruns the value"))?;
+                let (rest, (host, domain)) =
+                    fqdn(v).map_err(|_: NomErr| malformed(code, "name overruns the value"))?;
                 if !rest.is_empty() {
                     return Err(malformed(code, "trailing octets"));
                 }
@@ -232,7 +265,10 @@ impl Capability {
                     domain: String::from_utf8_lossy(domain).into_owned(),
                 }
             }
-            _ => Capability::Unknown { code, value: v.to_vec() },
+            _ => Capability::Unknown {
+                code,
+                value: v.to_vec(),
+            },
         })
     }
 
@@ -247,7 +283,9 @@ impl Capability {
                 out.put_u8(0);
                 out.put_u8(f.safi);
             }
-            Capability::RouteRefresh | Capability::ExtendedMessage | Capability::EnhancedRouteRefresh => {}
+            Capability::RouteRefresh
+            | Capability::ExtendedMessage
+            | Capability::EnhancedRouteRefresh => {}
             Capability::ExtendedNextHop { families } => {
                 for f in families {
                     out.put_u16(f.afi);
@@ -256,7 +294,8 @@ impl Capability {
                 }
             }
             Capability::GracefulRestart(gr) => {
-                let flags = (u16::from(gr.restart_state) << 15) | (u16::from(gr.notification) << 14);
+                let flags =
+                    (u16::from(gr.restart_state) << 15) | (u16::from(gr.notification) << 14);
                 out.put_u16(flags | (gr.restart_time & 0x0fff));
                 for f in &gr.families {
                     out.put_u16(f.afi_safi.afi);
@@ -274,8 +313,11 @@ impl Capability {
             }
             Capability::Fqdn { hostname, domain } => {
                 for (what, name) in [("FQDN hostname", hostname), ("FQDN domain", domain)] {
-                    let len = u8::try_from(name.len())
-                        .map_err(|_| EncodeError::FieldTooLong { what, len: name.len(), max: 255 })?;
+                    let len = u8::try_from(name.len()).map_err(|_| EncodeError::FieldTooLong {
+                        what,
+                        len: name.len(),
+                        max: 255,
+                    })?;
                     out.put_u8(len);
                     out.put_slice(name.as_bytes());
                 }
@@ -285,7 +327,11 @@ impl Capability {
         let len = out.len() - start - 2;
         let Ok(len8) = u8::try_from(len) else {
             out.truncate(start);
-            return Err(EncodeError::FieldTooLong { what: "capability value", len, max: 255 });
+            return Err(EncodeError::FieldTooLong {
+                what: "capability value",
+                len,
+                max: 255,
+            });
         };
         out[start + 1] = len8;
         Ok(())
@@ -295,12 +341,17 @@ impl Capability {
 /// Splits the capabilities of one Capabilities optional parameter (RFC 5492 section 4).
 pub(crate) fn decode_list(mut v: &[u8], out: &mut Vec<Capability>) -> Result<(), DecodeError> {
     while !v.is_empty() {
-        let (rest, (code, value)) = (be_u8, be_u8.flat_map(take))
-            .parse(v)
-            .map_err(|_: NomErr| malformed(v.first().copied().unwrap_or(0), "overruns the optional parameter"))?;
+        let (rest, (code, value)) =
+            (be_u8, be_u8.flat_map(take))
+                .parse(v)
+                .map_err(|_: NomErr| {
+                    malformed(
+                        v.first().copied().unwrap_or(0),
+                        "overruns the optional parameter",
+                    )
+                })?;
         out.push(Capability::decode(code, value)?);
         v = rest;
     }
     Ok(())
 }
-

@@ -55,7 +55,10 @@ pub struct AddPath {
 }
 
 impl AddPath {
-    pub const ALL: AddPath = AddPath { ipv4_unicast: true, ipv6_unicast: true };
+    pub const ALL: AddPath = AddPath {
+        ipv4_unicast: true,
+        ipv6_unicast: true,
+    };
 
     pub fn get(self, family: Family) -> bool {
         match family {
@@ -90,6 +93,10 @@ pub struct Ctx {
 impl Ctx {
     /// The largest message this context allows, header included.
     pub fn max_len(&self) -> usize {
-        if self.extended_message { super::MAX_EXTENDED_LEN } else { super::MAX_LEN }
+        if self.extended_message {
+            super::MAX_EXTENDED_LEN
+        } else {
+            super::MAX_LEN
+        }
     }
 }

@@ -149,8 +149,20 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn new(action: Action, reason: Reason, code: u8, subcode: u8, data: Vec<u8>) -> Self {
-        DecodeError { action, reason, code, subcode, data }
+    pub(crate) fn new(
+        action: Action,
+        reason: Reason,
+        code: u8,
+        subcode: u8,
+        data: Vec<u8>,
+    ) -> Self {
+        DecodeError {
+            action,
+            reason,
+            code,
+            subcode,
+            data,
+        }
     }
 
     pub(crate) fn reset(reason: Reason, code: u8, subcode: u8, data: Vec<u8>) -> Self {
@@ -164,5 +176,9 @@ pub enum EncodeError {
     #[error("message of {len} octets exceeds the negotiated maximum of {max}")]
     TooLong { len: usize, max: usize },
     #[error("{what} is {len} octets, more than its field can hold ({max})")]
-    FieldTooLong { what: &'static str, len: usize, max: usize },
+    FieldTooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
 }

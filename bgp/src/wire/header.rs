@@ -1,7 +1,7 @@
 //! The 19-octet message header (RFC 4271 section 4.1) and framing.
 
-use super::error::{code, subcode, DecodeError, EncodeError, Reason};
 use super::Ctx;
+use super::error::{DecodeError, EncodeError, Reason, code, subcode};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
@@ -52,7 +52,11 @@ impl MessageType {
 
 fn bad_length(len: u16, min: usize, max: usize) -> DecodeError {
     DecodeError::reset(
-        Reason::BadLength { len, min: min as u16, max: max as u16 },
+        Reason::BadLength {
+            len,
+            min: min as u16,
+            max: max as u16,
+        },
         code::MESSAGE_HEADER,
         subcode::BAD_MESSAGE_LENGTH,
         len.to_be_bytes().to_vec(),
@@ -61,7 +65,9 @@ fn bad_length(len: u16, min: usize, max: usize) -> DecodeError {
 
 /// Checks the marker and the length field of the header at the start of `buf`.
 fn check_prefix(buf: &[u8], ctx: &Ctx) -> Result<Option<u16>, DecodeError> {
-    let Some(head) = buf.get(..HEADER_LEN) else { return Ok(None) };
+    let Some(head) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
     if head[..16] != MARKER {
         return Err(DecodeError::reset(
             Reason::BadMarker,
@@ -80,14 +86,19 @@ fn check_prefix(buf: &[u8], ctx: &Ctx) -> Result<Option<u16>, DecodeError> {
 /// The length of the first message in a TCP byte stream, once all of it has arrived.
 /// `Ok(None)`: wait for more bytes. `Err`: the stream is out of sync; reset the session.
 pub fn frame_len(buf: &[u8], ctx: &Ctx) -> Result<Option<usize>, DecodeError> {
-    Ok(check_prefix(buf, ctx)?.map(usize::from).filter(|&len| buf.len() >= len))
+    Ok(check_prefix(buf, ctx)?
+        .map(usize::from)
+        .filter(|&len| buf.len() >= len))
 }
 
 /// Validates the header of a complete message and returns its type and body.
 pub(crate) fn parse<'a>(buf: &'a [u8], ctx: &Ctx) -> Result<(MessageType, &'a [u8]), DecodeError> {
     let Some(len) = check_prefix(buf, ctx)? else {
         return Err(DecodeError::reset(
-            Reason::LengthMismatch { len: 0, have: buf.len() },
+            Reason::LengthMismatch {
+                len: 0,
+                have: buf.len(),
+            },
             code::MESSAGE_HEADER,
             subcode::BAD_MESSAGE_LENGTH,
             Vec::new(),
@@ -95,7 +106,10 @@ pub(crate) fn parse<'a>(buf: &'a [u8], ctx: &Ctx) -> Result<(MessageType, &'a [u
     };
     if usize::from(len) != buf.len() {
         return Err(DecodeError::reset(
-            Reason::LengthMismatch { len, have: buf.len() },
+            Reason::LengthMismatch {
+                len,
+                have: buf.len(),
+            },
             code::MESSAGE_HEADER,
             subcode::BAD_MESSAGE_LENGTH,
             len.to_be_bytes().to_vec(),

@@ -20,10 +20,12 @@ pub use attr::{
     Aggregator, AsPath, AsSegment, Attributes, Community, ExtCommunity, LargeCommunity, Origin,
     RawAttribute, SegmentKind,
 };
-pub use capability::{AddPathFamily, AddPathMode, AfiSafi, Capability, ExtNextHop, GracefulRestart, GrFamily};
+pub use capability::{
+    AddPathFamily, AddPathMode, AfiSafi, Capability, ExtNextHop, GrFamily, GracefulRestart,
+};
 pub use ctx::{AddPath, Ctx, Family};
 pub use error::{Action, DecodeError, EncodeError, Reason};
-pub use header::{frame_len, MessageType, HEADER_LEN, MAX_EXTENDED_LEN, MAX_LEN};
+pub use header::{HEADER_LEN, MAX_EXTENDED_LEN, MAX_LEN, MessageType, frame_len};
 pub use nlri::{MpNlri, NextHop, Nlri};
 pub use notification::Notification;
 pub use open::Open;

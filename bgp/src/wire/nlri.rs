@@ -18,11 +18,17 @@ pub struct Nlri<P> {
 
 impl<P> Nlri<P> {
     pub fn new(prefix: P) -> Self {
-        Nlri { prefix, path_id: None }
+        Nlri {
+            prefix,
+            path_id: None,
+        }
     }
 
     pub fn with_path_id(prefix: P, path_id: u32) -> Self {
-        Nlri { prefix, path_id: Some(path_id) }
+        Nlri {
+            prefix,
+            path_id: Some(path_id),
+        }
     }
 }
 
@@ -100,17 +106,30 @@ impl NextHop {
     pub(crate) fn wire_len(&self) -> usize {
         match self {
             NextHop::V4(_) => 4,
-            NextHop::V6 { link_local: None, .. } => 16,
-            NextHop::V6 { link_local: Some(_), .. } => 32,
+            NextHop::V6 {
+                link_local: None, ..
+            } => 16,
+            NextHop::V6 {
+                link_local: Some(_),
+                ..
+            } => 32,
         }
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<NextHop> {
         let v6 = |b: &[u8]| <[u8; 16]>::try_from(b).ok().map(Ipv6Addr::from);
         match bytes.len() {
-            4 => <[u8; 4]>::try_from(bytes).ok().map(|b| NextHop::V4(Ipv4Addr::from(b))),
-            16 => v6(bytes).map(|global| NextHop::V6 { global, link_local: None }),
-            32 => Some(NextHop::V6 { global: v6(&bytes[..16])?, link_local: Some(v6(&bytes[16..])?) }),
+            4 => <[u8; 4]>::try_from(bytes)
+                .ok()
+                .map(|b| NextHop::V4(Ipv4Addr::from(b))),
+            16 => v6(bytes).map(|global| NextHop::V6 {
+                global,
+                link_local: None,
+            }),
+            32 => Some(NextHop::V6 {
+                global: v6(&bytes[..16])?,
+                link_local: Some(v6(&bytes[16..])?),
+            }),
             _ => None,
         }
     }
@@ -147,12 +166,20 @@ impl NlriError {
 /// Decodes a list of IPv4 prefixes. The vector never holds more entries than `buf` has octets.
 pub fn decode_v4(buf: &[u8], add_path: bool) -> Result<Vec<Nlri<Ipv4Net>>, NlriError> {
     // One loop per ADD-PATH setting, so that the hot loop carries no test for it.
-    if add_path { decode_v4_items::<true>(buf) } else { decode_v4_items::<false>(buf) }
+    if add_path {
+        decode_v4_items::<true>(buf)
+    } else {
+        decode_v4_items::<false>(buf)
+    }
 }
 
 /// Decodes a list of IPv6 prefixes.
 pub fn decode_v6(buf: &[u8], add_path: bool) -> Result<Vec<Nlri<Ipv6Net>>, NlriError> {
-    if add_path { decode_v6_items::<true>(buf) } else { decode_v6_items::<false>(buf) }
+    if add_path {
+        decode_v6_items::<true>(buf)
+    } else {
+        decode_v6_items::<false>(buf)
+    }
 }
 
 // The prefix loops run at about two nanoseconds a prefix, which a little carelessness triples,
@@ -175,11 +202,15 @@ fn decode_v4_items<const ADD_PATH: bool>(buf: &[u8]) -> Result<Vec<Nlri<Ipv4Net>
     while at < buf.len() {
         let mut path_id = None;
         if ADD_PATH {
-            let Some(id) = buf[at..].first_chunk::<4>() else { return Err(NlriError::Overrun) };
+            let Some(id) = buf[at..].first_chunk::<4>() else {
+                return Err(NlriError::Overrun);
+            };
             path_id = Some(u32::from_be_bytes(*id));
             at += 4;
         }
-        let Some(&len) = buf.get(at) else { return Err(NlriError::Overrun) };
+        let Some(&len) = buf.get(at) else {
+            return Err(NlriError::Overrun);
+        };
         if len > 32 {
             return Err(NlriError::PrefixTooLong);
         }
@@ -208,11 +239,15 @@ fn decode_v6_items<const ADD_PATH: bool>(buf: &[u8]) -> Result<Vec<Nlri<Ipv6Net>
     while at < buf.len() {
         let mut path_id = None;
         if ADD_PATH {
-            let Some(id) = buf[at..].first_chunk::<4>() else { return Err(NlriError::Overrun) };
+            let Some(id) = buf[at..].first_chunk::<4>() else {
+                return Err(NlriError::Overrun);
+            };
             path_id = Some(u32::from_be_bytes(*id));
             at += 4;
         }
-        let Some(&len) = buf.get(at) else { return Err(NlriError::Overrun) };
+        let Some(&len) = buf.get(at) else {
+            return Err(NlriError::Overrun);
+        };
         if len > 128 {
             return Err(NlriError::PrefixTooLong);
         }

@@ -1,7 +1,7 @@
 //! NOTIFICATION messages (RFC 4271 section 4.5), with the shutdown communication of RFC 8203 as
 //! updated by RFC 9003.
 
-use super::error::{code, EncodeError};
+use super::error::{EncodeError, code};
 use bytes::{BufMut, BytesMut};
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
@@ -32,7 +32,11 @@ pub struct Notification {
 
 impl Notification {
     pub fn new(code: u8, subcode: u8, data: Vec<u8>) -> Self {
-        Notification { code, subcode, data }
+        Notification {
+            code,
+            subcode,
+            data,
+        }
     }
 
     /// A Cease with a shutdown communication (RFC 9003 section 2): `text` is cut at a character
@@ -45,7 +49,11 @@ impl Notification {
         let mut data = Vec::with_capacity(end + 1);
         data.push(end as u8);
         data.extend_from_slice(&text.as_bytes()[..end]);
-        Notification { code: code::CEASE, subcode, data }
+        Notification {
+            code: code::CEASE,
+            subcode,
+            data,
+        }
     }
 
     /// The shutdown communication of an Administrative Shutdown or Reset, if the data holds a
@@ -53,7 +61,9 @@ impl Notification {
     /// the raw data stays available.
     pub fn shutdown_communication(&self) -> Option<&str> {
         use cease::*;
-        if self.code != code::CEASE || !matches!(self.subcode, ADMINISTRATIVE_SHUTDOWN | ADMINISTRATIVE_RESET) {
+        if self.code != code::CEASE
+            || !matches!(self.subcode, ADMINISTRATIVE_SHUTDOWN | ADMINISTRATIVE_RESET)
+        {
             return None;
         }
         let (&len, rest) = self.data.split_first()?;
@@ -64,7 +74,12 @@ impl Notification {
     /// "code/subcode (names)", as operators read NOTIFICATIONs in `show` output.
     pub fn describe(&self) -> String {
         let (c, s) = names(self.code, self.subcode);
-        format!("{}/{} ({c}{}{s})", self.code, self.subcode, if s.is_empty() { "" } else { ": " })
+        format!(
+            "{}/{} ({c}{}{s})",
+            self.code,
+            self.subcode,
+            if s.is_empty() { "" } else { ": " }
+        )
     }
 }
 
@@ -147,8 +162,16 @@ impl Serialize for Notification {
 /// valid (which guarantees the 2 octets of code and subcode).
 pub(crate) fn decode(body: &[u8]) -> Notification {
     match body {
-        [code, subcode, data @ ..] => Notification { code: *code, subcode: *subcode, data: data.to_vec() },
-        _ => Notification { code: 0, subcode: 0, data: body.to_vec() },
+        [code, subcode, data @ ..] => Notification {
+            code: *code,
+            subcode: *subcode,
+            data: data.to_vec(),
+        },
+        _ => Notification {
+            code: 0,
+            subcode: 0,
+            data: body.to_vec(),
+        },
     }
 }
 

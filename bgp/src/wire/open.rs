@@ -3,11 +3,11 @@
 
 use super::attr::AS_TRANS;
 use super::capability::{self, Capability};
-use super::error::{code, subcode, DecodeError, EncodeError, Reason};
+use super::error::{DecodeError, EncodeError, Reason, code, subcode};
 use bytes::{BufMut, BytesMut};
-use nom::bytes::complete::take;
-use nom::number::complete::{be_u16, be_u32, be_u8};
 use nom::Parser;
+use nom::bytes::complete::take;
+use nom::number::complete::{be_u8, be_u16, be_u32};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 
@@ -32,7 +32,12 @@ impl Open {
     /// (RFC 6793 section 4.1). The caller includes the 4-octet AS capability.
     pub fn new(asn: u32, hold_time: u16, bgp_id: Ipv4Addr, capabilities: Vec<Capability>) -> Open {
         let my_as = u16::try_from(asn).unwrap_or(AS_TRANS as u16);
-        Open { my_as, hold_time, bgp_id, capabilities }
+        Open {
+            my_as,
+            hold_time,
+            bgp_id,
+            capabilities,
+        }
     }
 
     /// The sender's AS: from the 4-octet AS capability when present (RFC 6793 section 4.1).
@@ -55,12 +60,24 @@ fn open_error(reason: Reason, sub: u8, data: Vec<u8>) -> DecodeError {
 type NomErr<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
 
 pub(crate) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
-    let overrun = |_: NomErr| open_error(Reason::OptionalParametersOverrun, subcode::UNSPECIFIC, Vec::new());
+    let overrun = |_: NomErr| {
+        open_error(
+            Reason::OptionalParametersOverrun,
+            subcode::UNSPECIFIC,
+            Vec::new(),
+        )
+    };
     let (rest, (version, my_as, hold_time, bgp_id, opt_len)) =
-        (be_u8, be_u16, be_u16, be_u32, be_u8).parse(body).map_err(overrun)?;
+        (be_u8, be_u16, be_u16, be_u32, be_u8)
+            .parse(body)
+            .map_err(overrun)?;
     // RFC 4271 section 6.2, in the order it lists the checks.
     if version != VERSION {
-        return Err(open_error(Reason::UnsupportedVersion(version), subcode::UNSUPPORTED_VERSION, vec![0, VERSION]));
+        return Err(open_error(
+            Reason::UnsupportedVersion(version),
+            subcode::UNSUPPORTED_VERSION,
+            vec![0, VERSION],
+        ));
     }
     if hold_time == 1 || hold_time == 2 {
         return Err(open_error(
@@ -71,17 +88,27 @@ pub(crate) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
     }
     if bgp_id == 0 {
         // RFC 6286 section 2.2: any non-zero value.
-        return Err(open_error(Reason::ZeroBgpIdentifier, subcode::BAD_BGP_IDENTIFIER, Vec::new()));
+        return Err(open_error(
+            Reason::ZeroBgpIdentifier,
+            subcode::BAD_BGP_IDENTIFIER,
+            Vec::new(),
+        ));
     }
     let extended = opt_len == 255 && rest.first() == Some(&PARAM_EXTENDED);
     let (params, trailing) = if extended {
         let (r, (_, len)) = (be_u8, be_u16).parse(rest).map_err(overrun)?;
         take(len).parse(r).map(|(t, p)| (p, t)).map_err(overrun)?
     } else {
-        take(opt_len).parse(rest).map(|(t, p)| (p, t)).map_err(overrun)?
+        take(opt_len)
+            .parse(rest)
+            .map(|(t, p)| (p, t))
+            .map_err(overrun)?
     };
     if !trailing.is_empty() {
-        return Err(overrun(nom::Err::Error(nom::error::Error::new(trailing, nom::error::ErrorKind::Eof))));
+        return Err(overrun(nom::Err::Error(nom::error::Error::new(
+            trailing,
+            nom::error::ErrorKind::Eof,
+        ))));
     }
     let mut capabilities = Vec::new();
     let mut p = params;
@@ -101,7 +128,12 @@ pub(crate) fn decode(body: &[u8]) -> Result<Open, DecodeError> {
         capability::decode_list(value, &mut capabilities)?;
         p = r;
     }
-    Ok(Open { my_as, hold_time, bgp_id: Ipv4Addr::from(bgp_id), capabilities })
+    Ok(Open {
+        my_as,
+        hold_time,
+        bgp_id: Ipv4Addr::from(bgp_id),
+        capabilities,
+    })
 }
 
 pub(crate) fn encode(open: &Open, out: &mut BytesMut) -> Result<(), EncodeError> {
@@ -134,8 +166,11 @@ pub(crate) fn encode(open: &Open, out: &mut BytesMut) -> Result<(), EncodeError>
     } else {
         // RFC 9072 section 2.
         let long_len: usize = params.iter().map(|p| 3 + p.len()).sum();
-        let len16 = u16::try_from(long_len)
-            .map_err(|_| EncodeError::FieldTooLong { what: "optional parameters", len: long_len, max: 65535 })?;
+        let len16 = u16::try_from(long_len).map_err(|_| EncodeError::FieldTooLong {
+            what: "optional parameters",
+            len: long_len,
+            max: 65535,
+        })?;
         out.put_u8(255);
         out.put_u8(PARAM_EXTENDED);
         out.put_u16(len16);

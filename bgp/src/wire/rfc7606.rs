@@ -6,8 +6,8 @@
 //! checked across attributes (duplicates, missing mandatory attributes).
 
 use super::attr::decode::{self as d, Malformed, RawAttr};
-use super::attr::{code, expected_flags, flag, RawAttribute};
-use super::error::{code as ncode, subcode, Action, DecodeError, Reason};
+use super::attr::{RawAttribute, code, expected_flags, flag};
+use super::error::{Action, DecodeError, Reason, code as ncode, subcode};
 use super::{Ctx, Update};
 
 /// The approach RFC 7606 section 7 (and RFC 6793, RFC 8092) prescribes when the attribute with
@@ -15,7 +15,9 @@ use super::{Ctx, Update};
 pub fn action_for(type_code: u8) -> Action {
     match type_code {
         // Sections 7.6, 7.7; RFC 6793 section 6 for the AS4_ attributes.
-        code::ATOMIC_AGGREGATE | code::AGGREGATOR | code::AS4_PATH | code::AS4_AGGREGATOR => Action::AttributeDiscard,
+        code::ATOMIC_AGGREGATE | code::AGGREGATOR | code::AS4_PATH | code::AS4_AGGREGATOR => {
+            Action::AttributeDiscard
+        }
         // Section 7.11 (and section 5.3: the NLRI cannot be located otherwise).
         code::MP_REACH_NLRI | code::MP_UNREACH_NLRI => Action::SessionReset,
         // Sections 7.1-7.5, 7.8-7.10, 7.14; RFC 8092 section 6; and the default of section 3 (c).
@@ -42,12 +44,22 @@ impl Seen {
 }
 
 fn update_error(action: Action, reason: Reason, subcode: u8, data: &[u8]) -> DecodeError {
-    DecodeError::new(action, reason, ncode::UPDATE_MESSAGE, subcode, data.to_vec())
+    DecodeError::new(
+        action,
+        reason,
+        ncode::UPDATE_MESSAGE,
+        subcode,
+        data.to_vec(),
+    )
 }
 
 /// Decodes the path attribute field into `update`, recording lesser faults in `update.errors`.
 /// `Err` means session reset.
-pub(crate) fn decode_attributes(mut buf: &[u8], ctx: &Ctx, update: &mut Update) -> Result<(), DecodeError> {
+pub(crate) fn decode_attributes(
+    mut buf: &[u8],
+    ctx: &Ctx,
+    update: &mut Update,
+) -> Result<(), DecodeError> {
     let mut seen = Seen::default();
     let mut overrun = false;
     while !buf.is_empty() {
@@ -118,7 +130,10 @@ fn decode_one(raw: RawAttr<'_>, ctx: &Ctx, update: &mut Update) -> Result<(), Ma
     // Section 3 (c): only the Optional and Transitive bits are checked.
     if raw.flags & (flag::OPTIONAL | flag::TRANSITIVE) != expected {
         return Err(Malformed {
-            reason: Reason::AttributeFlags { code: raw.code, flags: raw.flags },
+            reason: Reason::AttributeFlags {
+                code: raw.code,
+                flags: raw.flags,
+            },
             subcode: subcode::ATTRIBUTE_FLAGS_ERROR,
         });
     }
@@ -176,7 +191,9 @@ fn keep_unknown(raw: RawAttr<'_>, update: &mut Update) -> Result<(), Malformed> 
     }
     if raw.flags & flag::TRANSITIVE != 0 {
         update.attrs.unknown.push(RawAttribute {
-            flags: raw.flags & !flag::EXTENDED_LENGTH,
+            // The low four bits are unused and sent as zero (RFC 4271 section 4.3); the
+            // Extended Length bit is the encoder's choice.
+            flags: raw.flags & (flag::OPTIONAL | flag::TRANSITIVE | flag::PARTIAL),
             type_code: raw.code,
             value: raw.value.to_vec(),
         });

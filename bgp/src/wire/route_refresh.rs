@@ -1,6 +1,6 @@
 //! ROUTE-REFRESH messages (RFC 2918) with the subtypes of enhanced route refresh (RFC 7313).
 
-use super::error::{code, subcode, DecodeError, Reason};
+use super::error::{DecodeError, Reason, code, subcode};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
@@ -64,7 +64,11 @@ pub(crate) fn decode(whole: &[u8], body: &[u8]) -> Result<RouteRefresh, DecodeEr
             ),
         });
     };
-    Ok(RouteRefresh { afi: u16::from_be_bytes([a0, a1]), safi, subtype: RouteRefreshSubtype::from_u8(sub) })
+    Ok(RouteRefresh {
+        afi: u16::from_be_bytes([a0, a1]),
+        safi,
+        subtype: RouteRefreshSubtype::from_u8(sub),
+    })
 }
 
 pub(crate) fn encode(r: &RouteRefresh, out: &mut BytesMut) {

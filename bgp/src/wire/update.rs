@@ -2,9 +2,9 @@
 //! End-of-RIB markers (RFC 4724 section 2).
 
 use super::attr::{self, Attributes};
-use super::error::{code, subcode, Action, DecodeError, EncodeError, Reason};
+use super::error::{Action, DecodeError, EncodeError, Reason, code, subcode};
 use super::nlri::{self, MpNlri, NextHop, Nlri};
-use super::{rfc7606, Ctx, Family};
+use super::{Ctx, Family, rfc7606};
 use bytes::{BufMut, BytesMut};
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -45,7 +45,9 @@ impl Update {
         match family {
             Family::Ipv4Unicast => Update::default(),
             Family::Ipv6Unicast => Update {
-                mp_unreach: Some(MpUnreach { nlri: MpNlri::Ipv6(Vec::new()) }),
+                mp_unreach: Some(MpUnreach {
+                    nlri: MpNlri::Ipv6(Vec::new()),
+                }),
                 ..Update::default()
             },
         }
@@ -68,7 +70,9 @@ impl Update {
 
     /// RFC 7606 section 2: whether the prefixes announced here must be handled as withdrawn.
     pub fn treat_as_withdraw(&self) -> bool {
-        self.errors.iter().any(|e| e.action == Action::TreatAsWithdraw)
+        self.errors
+            .iter()
+            .any(|e| e.action == Action::TreatAsWithdraw)
     }
 
     /// The most severe RFC 7606 action among the recorded faults.
@@ -90,27 +94,52 @@ fn length_prefixed(buf: &[u8]) -> Option<(&[u8], &[u8])> {
 
 pub(crate) fn decode(body: &[u8], ctx: &Ctx) -> Result<Update, DecodeError> {
     // RFC 4271 section 6.3: lengths that overrun the message cannot be recovered from.
-    let overrun = || reset(Reason::UpdateLengthsOverrun, subcode::MALFORMED_ATTRIBUTE_LIST);
+    let overrun = || {
+        reset(
+            Reason::UpdateLengthsOverrun,
+            subcode::MALFORMED_ATTRIBUTE_LIST,
+        )
+    };
     let (withdrawn, rest) = length_prefixed(body).ok_or_else(overrun)?;
     let (attrs, nlri) = length_prefixed(rest).ok_or_else(overrun)?;
     // RFC 7606 section 5.3: prefixes that cannot be parsed cannot be withdrawn either.
     let add_path = ctx.add_path.ipv4_unicast;
-    let withdrawn = nlri::decode_v4(withdrawn, add_path)
-        .map_err(|e| reset(Reason::InvalidWithdrawn(e.describe()), subcode::INVALID_NETWORK_FIELD))?;
-    let nlri = nlri::decode_v4(nlri, add_path)
-        .map_err(|e| reset(Reason::InvalidNlri(e.describe()), subcode::INVALID_NETWORK_FIELD))?;
-    let mut update = Update { withdrawn, nlri, ..Update::default() };
+    let withdrawn = nlri::decode_v4(withdrawn, add_path).map_err(|e| {
+        reset(
+            Reason::InvalidWithdrawn(e.describe()),
+            subcode::INVALID_NETWORK_FIELD,
+        )
+    })?;
+    let nlri = nlri::decode_v4(nlri, add_path).map_err(|e| {
+        reset(
+            Reason::InvalidNlri(e.describe()),
+            subcode::INVALID_NETWORK_FIELD,
+        )
+    })?;
+    let mut update = Update {
+        withdrawn,
+        nlri,
+        ..Update::default()
+    };
     rfc7606::decode_attributes(attrs, ctx, &mut update)?;
     Ok(update)
 }
 
 /// Writes a field preceded by its 2-octet length.
-fn put_length_prefixed(out: &mut BytesMut, what: &'static str, body: impl FnOnce(&mut BytesMut)) -> Result<(), EncodeError> {
+fn put_length_prefixed(
+    out: &mut BytesMut,
+    what: &'static str,
+    body: impl FnOnce(&mut BytesMut),
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.put_u16(0);
     body(out);
     let len = out.len() - start - 2;
-    let len16 = u16::try_from(len).map_err(|_| EncodeError::FieldTooLong { what, len, max: usize::from(u16::MAX) })?;
+    let len16 = u16::try_from(len).map_err(|_| EncodeError::FieldTooLong {
+        what,
+        len,
+        max: usize::from(u16::MAX),
+    })?;
     out[start..start + 2].copy_from_slice(&len16.to_be_bytes());
     Ok(())
 }
@@ -118,7 +147,10 @@ fn put_length_prefixed(out: &mut BytesMut, what: &'static str, body: impl FnOnce
 pub(crate) fn encode(u: &Update, ctx: &Ctx, out: &mut BytesMut) -> Result<(), EncodeError> {
     let add_path = ctx.add_path.ipv4_unicast;
     out.reserve(4 + (u.withdrawn.len() + u.nlri.len()) * nlri::encoded_len(32, add_path));
-    put_length_prefixed(out, "withdrawn routes", |out| nlri::encode_v4(&u.withdrawn, add_path, out))?;
+    put_length_prefixed(out, "withdrawn routes", |out| {
+        nlri::encode_v4(&u.withdrawn, add_path, out)
+    })?;
+    let mut attrs_result = Ok(());
     put_length_prefixed(out, "path attributes", |out| {
         if let Some(m) = &u.mp_reach {
             attr::encode::mp_reach(out, m, ctx);
@@ -126,8 +158,9 @@ pub(crate) fn encode(u: &Update, ctx: &Ctx, out: &mut BytesMut) -> Result<(), En
         if let Some(m) = &u.mp_unreach {
             attr::encode::mp_unreach(out, m, ctx);
         }
-        attr::encode::attributes(out, &u.attrs, ctx);
+        attrs_result = attr::encode::attributes(out, &u.attrs, ctx);
     })?;
+    attrs_result?;
     nlri::encode_v4(&u.nlri, add_path, out);
     Ok(())
 }

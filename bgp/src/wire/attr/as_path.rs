@@ -27,13 +27,13 @@ impl SegmentKind {
         })
     }
 
-    fn is_confed(self) -> bool {
+    pub fn is_confed(self) -> bool {
         matches!(self, SegmentKind::ConfedSequence | SegmentKind::ConfedSet)
     }
 }
 
 /// One segment. On the wire a segment holds 1 to 255 AS numbers; longer sequences are split
-/// when encoded.
+/// when encoded, and a longer set cannot be encoded (splitting it would change its length).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct AsSegment {
     pub kind: SegmentKind,
@@ -53,7 +53,12 @@ impl AsPath {
         if asns.is_empty() {
             return AsPath::default();
         }
-        AsPath { segments: vec![AsSegment { kind: SegmentKind::Sequence, asns }] }
+        AsPath {
+            segments: vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns,
+            }],
+        }
     }
 
     /// The length the decision process compares (RFC 4271 section 9.1.2.2 a): an AS_SET counts
@@ -84,26 +89,46 @@ impl AsPath {
 
     /// Occurrences of `asn` anywhere in the path (for `allowas-in`-style loop checks).
     pub fn count(&self, asn: u32) -> usize {
-        self.segments.iter().map(|s| s.asns.iter().filter(|&&a| a == asn).count()).sum()
+        self.segments
+            .iter()
+            .map(|s| s.asns.iter().filter(|&&a| a == asn).count())
+            .sum()
     }
 
     /// Prepends `asn` to the leading AS_SEQUENCE, creating one if needed, as an eBGP speaker does
     /// when it passes a route on (RFC 4271 section 5.1.2).
     pub fn prepend(&mut self, asn: u32) {
         match self.segments.first_mut() {
-            Some(seg) if seg.kind == SegmentKind::Sequence && seg.asns.len() < 255 => seg.asns.insert(0, asn),
-            _ => self.segments.insert(0, AsSegment { kind: SegmentKind::Sequence, asns: vec![asn] }),
+            Some(seg) if seg.kind == SegmentKind::Sequence && seg.asns.len() < 255 => {
+                seg.asns.insert(0, asn)
+            }
+            _ => self.segments.insert(
+                0,
+                AsSegment {
+                    kind: SegmentKind::Sequence,
+                    asns: vec![asn],
+                },
+            ),
         }
     }
 
     pub fn has_4_octet_asn(&self) -> bool {
-        self.segments.iter().any(|s| s.asns.iter().any(|&a| a > u32::from(u16::MAX)))
+        self.segments
+            .iter()
+            .any(|s| s.asns.iter().any(|&a| a > u32::from(u16::MAX)))
     }
 
     /// The AS4_PATH a 4-octet speaker sends beside a 2-octet AS_PATH: the same path without
     /// confederation segments (RFC 6793 section 4.2.2).
     pub fn without_confed(&self) -> AsPath {
-        AsPath { segments: self.segments.iter().filter(|s| !s.kind.is_confed()).cloned().collect() }
+        AsPath {
+            segments: self
+                .segments
+                .iter()
+                .filter(|s| !s.kind.is_confed())
+                .cloned()
+                .collect(),
+        }
     }
 
     /// RFC 6793 section 4.2.3: rebuild the true path from AS_PATH (self) and AS4_PATH. When
@@ -117,13 +142,17 @@ impl AsPath {
         let mut keep = n - n4;
         let mut segments = Vec::new();
         for seg in &self.segments {
-            if keep == 0 {
+            // Leading confederation segments are always kept (they do not count).
+            if keep == 0 && !seg.kind.is_confed() {
                 break;
             }
             match seg.kind {
                 SegmentKind::Sequence => {
                     let take = keep.min(seg.asns.len());
-                    segments.push(AsSegment { kind: seg.kind, asns: seg.asns[..take].to_vec() });
+                    segments.push(AsSegment {
+                        kind: seg.kind,
+                        asns: seg.asns[..take].to_vec(),
+                    });
                     keep -= take;
                 }
                 SegmentKind::Set => {
@@ -136,7 +165,9 @@ impl AsPath {
         for seg in as4.segments {
             match segments.last_mut() {
                 // Join the two halves where both are sequences: one path, not two segments.
-                Some(last) if last.kind == SegmentKind::Sequence && seg.kind == SegmentKind::Sequence => {
+                Some(last)
+                    if last.kind == SegmentKind::Sequence && seg.kind == SegmentKind::Sequence =>
+                {
                     last.asns.extend(seg.asns)
                 }
                 _ => segments.push(seg),
@@ -163,7 +194,12 @@ impl fmt::Display for AsPath {
             }
             first = false;
             f.write_str(open)?;
-            let sep = if seg.kind == SegmentKind::Sequence || seg.kind == SegmentKind::ConfedSequence { " " } else { "," };
+            let sep =
+                if seg.kind == SegmentKind::Sequence || seg.kind == SegmentKind::ConfedSequence {
+                    " "
+                } else {
+                    ","
+                };
             for (i, a) in seg.asns.iter().enumerate() {
                 if i > 0 {
                     f.write_str(sep)?;

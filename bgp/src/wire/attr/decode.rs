@@ -2,13 +2,16 @@
 //! Each decoder says what is wrong and which UPDATE error subcode RFC 4271 section 6.3 gives it;
 //! what that costs the UPDATE is decided in [`crate::wire::rfc7606`].
 
-use super::{code, flag, Aggregator, AsPath, AsSegment, Community, ExtCommunity, LargeCommunity, Origin, SegmentKind};
-use crate::wire::error::{subcode, Reason};
+use super::{
+    Aggregator, AsPath, AsSegment, Community, ExtCommunity, LargeCommunity, Origin, SegmentKind,
+    code, flag,
+};
+use crate::wire::error::{Reason, subcode};
 use crate::wire::nlri::{MpNlri, NextHop};
 use crate::wire::update::{MpReach, MpUnreach};
 use crate::wire::{Ctx, Family};
 use nom::bytes::complete::take;
-use nom::number::complete::{be_u16, be_u8};
+use nom::number::complete::{be_u8, be_u16};
 use nom::{IResult, Parser};
 use std::net::Ipv4Addr;
 
@@ -31,7 +34,10 @@ pub(crate) struct Malformed {
 
 impl Malformed {
     fn length(code: u8, len: usize) -> Self {
-        Malformed { reason: Reason::AttributeLength { code, len }, subcode: subcode::ATTRIBUTE_LENGTH_ERROR }
+        Malformed {
+            reason: Reason::AttributeLength { code, len },
+            subcode: subcode::ATTRIBUTE_LENGTH_ERROR,
+        }
     }
 }
 
@@ -53,7 +59,15 @@ pub(crate) fn split(buf: &[u8]) -> Result<(RawAttr<'_>, &[u8]), Option<u8>> {
         .parse(rest)
         .map_err(|_| Some(code))?;
     let whole = &buf[..buf.len() - rest.len()];
-    Ok((RawAttr { flags, code, value, whole }, rest))
+    Ok((
+        RawAttr {
+            flags,
+            code,
+            value,
+            whole,
+        },
+        rest,
+    ))
 }
 
 /// Reads a value that must be exactly `N` octets.
@@ -62,11 +76,15 @@ fn fixed<const N: usize>(code: u8, v: &[u8]) -> Result<[u8; N], Malformed> {
 }
 
 /// Splits a value that must be a non-zero multiple of `N` octets into chunks.
-fn chunks<const N: usize>(code: u8, v: &[u8]) -> Result<impl Iterator<Item = [u8; N]> + '_, Malformed> {
+fn chunks<const N: usize>(
+    code: u8,
+    v: &[u8],
+) -> Result<impl Iterator<Item = [u8; N]> + '_, Malformed> {
     if v.is_empty() || v.len() % N != 0 {
         return Err(Malformed::length(code, v.len()));
     }
-    Ok(v.chunks_exact(N).filter_map(|c| <[u8; N]>::try_from(c).ok()))
+    Ok(v.chunks_exact(N)
+        .filter_map(|c| <[u8; N]>::try_from(c).ok()))
 }
 
 /// RFC 4271 section 5.1.1; RFC 7606 section 7.1.
@@ -76,7 +94,10 @@ pub(crate) fn origin(v: &[u8]) -> Result<Origin, Malformed> {
         0 => Ok(Origin::Igp),
         1 => Ok(Origin::Egp),
         2 => Ok(Origin::Incomplete),
-        _ => Err(Malformed { reason: Reason::InvalidOrigin(o), subcode: subcode::INVALID_ORIGIN }),
+        _ => Err(Malformed {
+            reason: Reason::InvalidOrigin(o),
+            subcode: subcode::INVALID_ORIGIN,
+        }),
     }
 }
 
@@ -87,8 +108,9 @@ pub(crate) fn as_path(v: &[u8], four_octet: bool) -> Result<AsPath, &'static str
     let mut segments = Vec::new();
     let mut i = v;
     while !i.is_empty() {
-        let (rest, (kind, count)) =
-            (be_u8, be_u8).parse(i).map_err(|_: nom::Err<nom::error::Error<&[u8]>>| "segment header underrun")?;
+        let (rest, (kind, count)) = (be_u8, be_u8)
+            .parse(i)
+            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| "segment header underrun")?;
         let kind = SegmentKind::from_u8(kind).ok_or("unknown segment type")?;
         if count == 0 {
             return Err("segment of length zero");
@@ -97,9 +119,13 @@ pub(crate) fn as_path(v: &[u8], four_octet: bool) -> Result<AsPath, &'static str
             .parse(rest)
             .map_err(|_| "segment overruns the attribute")?;
         let asns = if four_octet {
-            body.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()
+            body.chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
         } else {
-            body.chunks_exact(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).collect()
+            body.chunks_exact(2)
+                .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+                .collect()
         };
         segments.push(AsSegment { kind, asns });
         i = rest;
@@ -111,7 +137,10 @@ pub(crate) fn as_path(v: &[u8], four_octet: bool) -> Result<AsPath, &'static str
 pub(crate) fn next_hop(v: &[u8]) -> Result<Ipv4Addr, Malformed> {
     let addr = Ipv4Addr::from(fixed::<4>(code::NEXT_HOP, v)?);
     if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
-        return Err(Malformed { reason: Reason::InvalidNextHop(addr), subcode: subcode::INVALID_NEXT_HOP });
+        return Err(Malformed {
+            reason: Reason::InvalidNextHop(addr),
+            subcode: subcode::INVALID_NEXT_HOP,
+        });
     }
     Ok(addr)
 }
@@ -135,26 +164,38 @@ pub(crate) fn atomic_aggregate(v: &[u8]) -> Result<(), Malformed> {
 pub(crate) fn aggregator(code: u8, v: &[u8], four_octet: bool) -> Result<Aggregator, Malformed> {
     if four_octet {
         let b = fixed::<8>(code, v)?;
-        Ok(Aggregator { asn: u32::from_be_bytes([b[0], b[1], b[2], b[3]]), address: Ipv4Addr::new(b[4], b[5], b[6], b[7]) })
+        Ok(Aggregator {
+            asn: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            address: Ipv4Addr::new(b[4], b[5], b[6], b[7]),
+        })
     } else {
         let b = fixed::<6>(code, v)?;
-        Ok(Aggregator { asn: u32::from(u16::from_be_bytes([b[0], b[1]])), address: Ipv4Addr::new(b[2], b[3], b[4], b[5]) })
+        Ok(Aggregator {
+            asn: u32::from(u16::from_be_bytes([b[0], b[1]])),
+            address: Ipv4Addr::new(b[2], b[3], b[4], b[5]),
+        })
     }
 }
 
 /// COMMUNITIES (RFC 7606 section 7.8).
 pub(crate) fn communities(v: &[u8]) -> Result<Vec<Community>, Malformed> {
-    Ok(chunks::<4>(code::COMMUNITIES, v)?.map(|c| Community(u32::from_be_bytes(c))).collect())
+    Ok(chunks::<4>(code::COMMUNITIES, v)?
+        .map(|c| Community(u32::from_be_bytes(c)))
+        .collect())
 }
 
 /// CLUSTER_LIST (RFC 7606 section 7.10).
 pub(crate) fn cluster_list(v: &[u8]) -> Result<Vec<Ipv4Addr>, Malformed> {
-    Ok(chunks::<4>(code::CLUSTER_LIST, v)?.map(Ipv4Addr::from).collect())
+    Ok(chunks::<4>(code::CLUSTER_LIST, v)?
+        .map(Ipv4Addr::from)
+        .collect())
 }
 
 /// EXTENDED_COMMUNITIES (RFC 7606 section 7.14).
 pub(crate) fn ext_communities(v: &[u8]) -> Result<Vec<ExtCommunity>, Malformed> {
-    Ok(chunks::<8>(code::EXTENDED_COMMUNITIES, v)?.map(ExtCommunity).collect())
+    Ok(chunks::<8>(code::EXTENDED_COMMUNITIES, v)?
+        .map(ExtCommunity)
+        .collect())
 }
 
 /// LARGE_COMMUNITY (RFC 8092 section 6).
@@ -162,18 +203,29 @@ pub(crate) fn large_communities(v: &[u8]) -> Result<Vec<LargeCommunity>, Malform
     Ok(chunks::<12>(code::LARGE_COMMUNITY, v)?
         .map(|c| {
             let w = |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
-            LargeCommunity { global: w(0), local1: w(4), local2: w(8) }
+            LargeCommunity {
+                global: w(0),
+                local1: w(4),
+                local2: w(8),
+            }
         })
         .collect())
 }
 
 fn mp_malformed(code: u8, what: &'static str) -> Malformed {
-    Malformed { reason: Reason::MalformedMp { code, what }, subcode: subcode::OPTIONAL_ATTRIBUTE_ERROR }
+    Malformed {
+        reason: Reason::MalformedMp { code, what },
+        subcode: subcode::OPTIONAL_ATTRIBUTE_ERROR,
+    }
 }
 
 fn afi_safi(code: u8, v: &[u8]) -> Result<(&[u8], Family), Malformed> {
     let (rest, (afi, safi)) =
-        (be_u16, be_u8).parse(v).map_err(|_: nom::Err<nom::error::Error<&[u8]>>| mp_malformed(code, "shorter than AFI and SAFI"))?;
+        (be_u16, be_u8)
+            .parse(v)
+            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| {
+                mp_malformed(code, "shorter than AFI and SAFI")
+            })?;
     let family = Family::from_afi_safi(afi, safi).ok_or(Malformed {
         reason: Reason::UnsupportedFamily { code, afi, safi },
         subcode: subcode::OPTIONAL_ATTRIBUTE_ERROR,
@@ -185,22 +237,32 @@ fn afi_safi(code: u8, v: &[u8]) -> Result<(&[u8], Family), Malformed> {
 pub(crate) fn mp_reach(v: &[u8], ctx: &Ctx) -> Result<MpReach, Malformed> {
     let code = code::MP_REACH_NLRI;
     let (rest, family) = afi_safi(code, v)?;
-    let (rest, nh) = be_u8
-        .flat_map(take)
-        .parse(rest)
-        .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| mp_malformed(code, "next hop overruns the attribute"))?;
+    let (rest, nh) =
+        be_u8
+            .flat_map(take)
+            .parse(rest)
+            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| {
+                mp_malformed(code, "next hop overruns the attribute")
+            })?;
     let next_hop = match (family, NextHop::decode(nh)) {
-        (Family::Ipv6Unicast, Some(hop @ NextHop::V6 { .. })) | (Family::Ipv4Unicast, Some(hop)) => hop,
+        (Family::Ipv6Unicast, Some(hop @ NextHop::V6 { .. }))
+        | (Family::Ipv4Unicast, Some(hop)) => hop,
         _ => {
             return Err(Malformed {
-                reason: Reason::MpNextHopLength { afi: family.afi(), len: nh.len() },
+                reason: Reason::MpNextHopLength {
+                    afi: family.afi(),
+                    len: nh.len(),
+                },
                 subcode: subcode::OPTIONAL_ATTRIBUTE_ERROR,
             });
         }
     };
     // The reserved octet (formerly the SNPA count) is ignored.
-    let (_, nlri) = rest.split_first().ok_or_else(|| mp_malformed(code, "missing reserved octet"))?;
-    let nlri = MpNlri::decode(family, nlri, ctx.add_path.get(family)).map_err(|e| mp_malformed(code, e.describe()))?;
+    let (_, nlri) = rest
+        .split_first()
+        .ok_or_else(|| mp_malformed(code, "missing reserved octet"))?;
+    let nlri = MpNlri::decode(family, nlri, ctx.add_path.get(family))
+        .map_err(|e| mp_malformed(code, e.describe()))?;
     Ok(MpReach { next_hop, nlri })
 }
 
@@ -208,6 +270,7 @@ pub(crate) fn mp_reach(v: &[u8], ctx: &Ctx) -> Result<MpReach, Malformed> {
 pub(crate) fn mp_unreach(v: &[u8], ctx: &Ctx) -> Result<MpUnreach, Malformed> {
     let code = code::MP_UNREACH_NLRI;
     let (rest, family) = afi_safi(code, v)?;
-    let nlri = MpNlri::decode(family, rest, ctx.add_path.get(family)).map_err(|e| mp_malformed(code, e.describe()))?;
+    let nlri = MpNlri::decode(family, rest, ctx.add_path.get(family))
+        .map_err(|e| mp_malformed(code, e.describe()))?;
     Ok(MpUnreach { nlri })
 }

@@ -1,9 +1,10 @@
 //! Writes path attributes: MP_REACH_NLRI and MP_UNREACH_NLRI first (RFC 7606 section 5.1), the
 //! rest in ascending type order, the Extended Length bit only where a value needs it.
 
-use super::{code, flag, Aggregator, AsPath, Attributes, AS_TRANS};
-use crate::wire::update::{MpReach, MpUnreach};
+use super::{AS_TRANS, Aggregator, AsPath, Attributes, SegmentKind, code, flag};
 use crate::wire::Ctx;
+use crate::wire::EncodeError;
+use crate::wire::update::{MpReach, MpUnreach};
 use bytes::{BufMut, BytesMut};
 
 /// Writes one attribute whose value `value` appends to `out`.
@@ -22,7 +23,8 @@ fn put_attr(out: &mut BytesMut, flags: u8, type_code: u8, value: impl FnOnce(&mu
         out.truncate(out.len() - 1);
     } else {
         // Values are bounded by the message size (65535), checked by the caller.
-        out[start + 2..start + 4].copy_from_slice(&(len.min(usize::from(u16::MAX)) as u16).to_be_bytes());
+        out[start + 2..start + 4]
+            .copy_from_slice(&(len.min(usize::from(u16::MAX)) as u16).to_be_bytes());
     }
 }
 
@@ -75,7 +77,20 @@ pub(crate) fn mp_unreach(out: &mut BytesMut, m: &MpUnreach, ctx: &Ctx) {
 /// Writes every attribute of `a`. Toward a 2-octet-AS peer, 4-octet AS numbers become AS_TRANS
 /// and the true path goes in AS4_PATH / AS4_AGGREGATOR (RFC 6793 section 4.2.2); toward a
 /// 4-octet-AS peer those two attributes are never sent.
-pub(crate) fn attributes(out: &mut BytesMut, a: &Attributes, ctx: &Ctx) {
+pub(crate) fn attributes(out: &mut BytesMut, a: &Attributes, ctx: &Ctx) -> Result<(), EncodeError> {
+    for path in [&a.as_path, &a.as4_path].into_iter().flatten() {
+        if let Some(seg) = path
+            .segments
+            .iter()
+            .find(|s| s.kind != SegmentKind::Sequence && s.asns.len() > 255)
+        {
+            return Err(EncodeError::FieldTooLong {
+                what: "AS_SET",
+                len: seg.asns.len(),
+                max: 255,
+            });
+        }
+    }
     const WK: u8 = flag::TRANSITIVE;
     const OT: u8 = flag::OPTIONAL | flag::TRANSITIVE;
     const ON: u8 = flag::OPTIONAL;
@@ -98,19 +113,31 @@ pub(crate) fn attributes(out: &mut BytesMut, a: &Attributes, ctx: &Ctx) {
         put_attr(out, WK, code::ATOMIC_AGGREGATE, |_| {});
     }
     if let Some(agg) = &a.aggregator {
-        put_attr(out, OT, code::AGGREGATOR, |out| put_aggregator(out, agg, ctx.as4));
+        put_attr(out, OT, code::AGGREGATOR, |out| {
+            put_aggregator(out, agg, ctx.as4)
+        });
     }
     if !a.communities.is_empty() {
-        put_attr(out, OT, code::COMMUNITIES, |out| a.communities.iter().for_each(|c| out.put_u32(c.0)));
+        put_attr(out, OT, code::COMMUNITIES, |out| {
+            a.communities.iter().for_each(|c| out.put_u32(c.0))
+        });
     }
     if let Some(id) = a.originator_id {
-        put_attr(out, ON, code::ORIGINATOR_ID, |out| out.put_slice(&id.octets()));
+        put_attr(out, ON, code::ORIGINATOR_ID, |out| {
+            out.put_slice(&id.octets())
+        });
     }
     if !a.cluster_list.is_empty() {
-        put_attr(out, ON, code::CLUSTER_LIST, |out| a.cluster_list.iter().for_each(|id| out.put_slice(&id.octets())));
+        put_attr(out, ON, code::CLUSTER_LIST, |out| {
+            a.cluster_list
+                .iter()
+                .for_each(|id| out.put_slice(&id.octets()))
+        });
     }
     if !a.ext_communities.is_empty() {
-        put_attr(out, OT, code::EXTENDED_COMMUNITIES, |out| a.ext_communities.iter().for_each(|c| out.put_slice(&c.0)));
+        put_attr(out, OT, code::EXTENDED_COMMUNITIES, |out| {
+            a.ext_communities.iter().for_each(|c| out.put_slice(&c.0))
+        });
     }
     if !ctx.as4 {
         let as4_path = match (&a.as4_path, &a.as_path) {
@@ -121,9 +148,13 @@ pub(crate) fn attributes(out: &mut BytesMut, a: &Attributes, ctx: &Ctx) {
         if let Some(p) = as4_path {
             put_attr(out, OT, code::AS4_PATH, |out| put_as_path(out, &p, true));
         }
-        let as4_agg = a.as4_aggregator.or(a.aggregator.filter(|g| g.asn > u32::from(u16::MAX)));
+        let as4_agg = a
+            .as4_aggregator
+            .or(a.aggregator.filter(|g| g.asn > u32::from(u16::MAX)));
         if let Some(agg) = as4_agg {
-            put_attr(out, OT, code::AS4_AGGREGATOR, |out| put_aggregator(out, &agg, true));
+            put_attr(out, OT, code::AS4_AGGREGATOR, |out| {
+                put_aggregator(out, &agg, true)
+            });
         }
     }
     if !a.large_communities.is_empty() {
@@ -138,10 +169,11 @@ pub(crate) fn attributes(out: &mut BytesMut, a: &Attributes, ctx: &Ctx) {
     for u in &a.unknown {
         // RFC 4271 section 5: an unrecognized optional transitive attribute is passed on with
         // the Partial bit set.
-        let mut flags = u.flags & !flag::EXTENDED_LENGTH;
+        let mut flags = u.flags & (flag::OPTIONAL | flag::TRANSITIVE | flag::PARTIAL);
         if flags & (flag::OPTIONAL | flag::TRANSITIVE) == flag::OPTIONAL | flag::TRANSITIVE {
             flags |= flag::PARTIAL;
         }
         put_attr(out, flags, u.type_code, |out| out.put_slice(&u.value));
     }
+    Ok(())
 }

@@ -9,7 +9,7 @@ mod community;
 pub(crate) mod decode;
 pub(crate) mod encode;
 
-pub use as_path::{AsPath, AsSegment, SegmentKind, AS_TRANS};
+pub use as_path::{AS_TRANS, AsPath, AsSegment, SegmentKind};
 pub use community::{Community, ExtCommunity, LargeCommunity};
 
 use serde::Serialize;
@@ -50,10 +50,11 @@ pub fn expected_flags(type_code: u8) -> Option<u8> {
     use flag::*;
     Some(match type_code {
         ORIGIN | AS_PATH | NEXT_HOP | LOCAL_PREF | ATOMIC_AGGREGATE => TRANSITIVE,
-        AGGREGATOR | COMMUNITIES | EXTENDED_COMMUNITIES | AS4_PATH | AS4_AGGREGATOR | LARGE_COMMUNITY => {
-            OPTIONAL | TRANSITIVE
+        AGGREGATOR | COMMUNITIES | EXTENDED_COMMUNITIES | AS4_PATH | AS4_AGGREGATOR
+        | LARGE_COMMUNITY => OPTIONAL | TRANSITIVE,
+        MULTI_EXIT_DISC | ORIGINATOR_ID | CLUSTER_LIST | MP_REACH_NLRI | MP_UNREACH_NLRI => {
+            OPTIONAL
         }
-        MULTI_EXIT_DISC | ORIGINATOR_ID | CLUSTER_LIST | MP_REACH_NLRI | MP_UNREACH_NLRI => OPTIONAL,
         _ => return None,
     })
 }
