@@ -1,5 +1,6 @@
 //! The `tortie` binary: the node agent and the commands operators run beside it.
 
+mod config;
 mod decode;
 
 use clap::{Parser, Subcommand};

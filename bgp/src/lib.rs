@@ -8,3 +8,4 @@
 //! or a clock, so the session state machine and the RIB built on it can be tested in microseconds.
 
 pub mod wire;
+pub mod transport;

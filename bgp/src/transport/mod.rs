@@ -1,0 +1,1 @@
+//! TCP for BGP sessions (being written).

@@ -1,0 +1,1 @@
+//! Calico v3 configuration (being written).
