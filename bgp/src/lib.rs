@@ -9,3 +9,4 @@
 
 pub mod wire;
 pub mod transport;
+pub mod fsm;
