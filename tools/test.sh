@@ -25,7 +25,7 @@ fi
 # One build of every target in the dev profile, then the tests. Benches run once each in test
 # mode, which keeps them compiling and exercised without timing anything.
 cargo build --workspace --all-targets --locked
-cargo test --workspace --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
+RUST_TEST_THREADS="${TEST_THREADS:-2}" cargo test --workspace --all-targets --locked
 
 # Bounded fuzzing of the codec (cargo fuzz, libFuzzer).
 if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
