@@ -10,3 +10,4 @@
 pub mod wire;
 pub mod transport;
 pub mod fsm;
+pub mod speaker;

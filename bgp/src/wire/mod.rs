@@ -10,6 +10,7 @@ mod ctx;
 pub mod error;
 mod header;
 pub mod nlri;
+pub mod pack;
 pub mod notification;
 mod open;
 pub mod rfc7606;
