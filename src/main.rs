@@ -1,7 +1,9 @@
 //! The `tortie` binary: the node agent and the commands operators run beside it.
 
+mod agent;
 mod config;
 mod decode;
+mod status_file;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run this node's agent: BGP sessions from Calico v3 configuration.
+    Agent(agent::Args),
     /// Decode raw BGP messages (binary on stdin, or --hex) and print each as JSON.
     Decode(decode::Args),
 }
@@ -26,6 +30,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Agent(args) => {
+            init_logging();
+            agent::run(args)
+        }
         Command::Decode(args) => decode::run(args),
     }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -1,0 +1,236 @@
+//! `tortie agent`: one node's BGP speaker, configured from Calico v3 resources.
+//!
+//! The configuration is loaded and validated first; a broken file stops the agent before any
+//! session starts. The node's sessions are computed the way Calico does ([`crate::config`]),
+//! each becomes a peer of the BGP speaker, and the agent runs until SIGTERM or SIGINT, when it
+//! closes every session with Cease / Administrative Shutdown.
+//!
+//! `--dataplane none` is the only dataplane so far: the speaker runs without touching the
+//! kernel's routes (the mode of a pure route reflector and of benchmarks).
+
+use crate::config::{self, BgpPeering, Config, PeeringKind};
+use crate::status_file;
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tortie_bgp::fsm::{GrConfig, PeerConfig};
+use tortie_bgp::speaker::{NextHopSelf, PeerSpec, Speaker, SpeakerConfig};
+use tortie_bgp::transport::{Md5Key, TtlPolicy};
+use tortie_bgp::wire::Family;
+use tracing::{error, info, warn};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dataplane {
+    /// BGP only: no kernel routes are programmed.
+    None,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// This node's name: the `metadata.name` of its Node resource.
+    #[arg(long)]
+    node: String,
+    /// A YAML file of projectcalico.org/v3 resources; repeat for several files.
+    #[arg(long = "config", value_name = "FILE", required = true)]
+    configs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "none")]
+    dataplane: Dataplane,
+    /// A prefix this node announces to its peers; repeat for several.
+    #[arg(long = "originate", value_name = "PREFIX")]
+    originate: Vec<IpNet>,
+    /// Where BGP passwords are: a BGPPeer's `password.secretKeyRef {name, key}` is read from
+    /// `<DIR>/<name>/<key>` (a Kubernetes Secret mounted as files).
+    #[arg(long, value_name = "DIR", default_value = "/etc/tortie/secrets")]
+    secrets_dir: PathBuf,
+    /// Hold time proposed to every peer, in seconds (0, or 3 and more).
+    #[arg(long, value_name = "SECONDS", default_value_t = 90, value_parser = parse_hold_time)]
+    hold_time: u16,
+    /// Seconds between connection attempts to a peer that does not answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    connect_retry: u64,
+    /// Write the sessions and the routes learned from each peer as JSON to this file whenever
+    /// they change (an interim view until the API exists).
+    #[arg(long, value_name = "FILE")]
+    status_file: Option<PathBuf>,
+}
+
+fn parse_hold_time(s: &str) -> Result<u16, String> {
+    let v: u16 = s.parse().map_err(|e| format!("{e}"))?;
+    if v == 1 || v == 2 {
+        return Err("a hold time must be 0 or at least 3 seconds (RFC 4271 section 4.2)".into());
+    }
+    Ok(v)
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration:\n{0}")]
+    Config(#[from] config::ConfigErrors),
+    #[error("{0}")]
+    Node(#[from] config::UnknownNode),
+    #[error("node {0} has no spec.bgp: it runs no BGP")]
+    NoBgp(String),
+    #[error("peer {peer}: {what}")]
+    Peer { peer: IpAddr, what: String },
+    #[error("BGP speaker: {0}")]
+    Speaker(#[from] tortie_bgp::speaker::SpeakerError),
+}
+
+/// Everything the speaker needs, derived from the configuration.
+pub struct Plan {
+    pub speaker: SpeakerConfig,
+    pub peers: Vec<PeerSpec>,
+}
+
+/// A BGP identifier for a node without an IPv4 address: four bytes of a hash of its name
+/// (never 0.0.0.0).
+fn router_id_from_name(name: &str) -> Ipv4Addr {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    Ipv4Addr::from(h.max(1))
+}
+
+fn kind_label(kind: PeeringKind) -> &'static str {
+    // The PEER TYPE column of `calicoctl node status`.
+    match kind {
+        PeeringKind::NodeMesh => "node-to-node mesh",
+        PeeringKind::Global => "global",
+        PeeringKind::NodeSpecific | PeeringKind::SelectedNode => "node specific",
+    }
+}
+
+pub fn plan(cfg: &Config, args: &Args) -> Result<Plan, StartError> {
+    let node = cfg.node(&args.node)?;
+    let me = cfg.node_bgp(node).ok_or_else(|| StartError::NoBgp(args.node.clone()))?;
+    let router_id = me.ipv4.map(|n| n.addr()).unwrap_or_else(|| router_id_from_name(&args.node));
+    let nh = NextHopSelf { v4: me.ipv4.map(|n| n.addr()), v6: me.ipv6.map(|n| n.addr()) };
+    let port = me.listen_port;
+    // bindMode NodeIP: listen on the node's own addresses only, as calico-node's BIRD does.
+    let node_ip = bind_mode(cfg, &args.node) == Some(config::BindMode::NodeIp);
+    let mut listen = Vec::new();
+    if let Some(v4) = me.ipv4 {
+        let ip = if node_ip { v4.addr() } else { Ipv4Addr::UNSPECIFIED };
+        listen.push(SocketAddr::new(IpAddr::V4(ip), port));
+    }
+    if let Some(v6) = me.ipv6 {
+        let ip = if node_ip { v6.addr() } else { std::net::Ipv6Addr::UNSPECIFIED };
+        listen.push(SocketAddr::new(IpAddr::V6(ip), port));
+    }
+    let mut peers = Vec::new();
+    for p in cfg.bgp_peerings(&args.node)? {
+        peers.push(peer_spec(&p, router_id, nh, &args.node, args)?);
+    }
+    Ok(Plan { speaker: SpeakerConfig { local_as: me.as_number, router_id, listen }, peers })
+}
+
+/// `bindMode` of `node.<name>`, else of `default`.
+fn bind_mode(cfg: &Config, node: &str) -> Option<config::BindMode> {
+    let of = |name: &str| cfg.bgp_configurations.get(name).and_then(|c| c.resource.spec.bind_mode);
+    of(&format!("node.{node}")).or_else(|| of("default"))
+}
+
+fn peer_spec(p: &BgpPeering, router_id: Ipv4Addr, nh: NextHopSelf, node: &str, args: &Args) -> Result<PeerSpec, StartError> {
+    let fail = |what: String| StartError::Peer { peer: p.peer_address, what };
+    let mut session = PeerConfig::new(p.local_as, p.peer_as, router_id);
+    session.passive = p.passive;
+    session.hold_time = args.hold_time;
+    session.connect_retry = Duration::from_secs(args.connect_retry.max(1));
+    // Calico runs one family per session: IPv4 routes over IPv4 sessions, IPv6 over IPv6.
+    session.capabilities.families =
+        vec![if p.peer_address.is_ipv4() { Family::Ipv4Unicast } else { Family::Ipv6Unicast }];
+    session.capabilities.hostname = Some(node.to_string());
+    let restart_time = p.max_restart_time.map_or(120, |d| d.as_secs().min(4095) as u16);
+    session.capabilities.graceful_restart =
+        Some(GrConfig { restart_time, restarting: false, forwarding_preserved: false });
+    let mut spec = PeerSpec::new(p.peer_address, session);
+    spec.name = p.peer_node.clone().or_else(|| p.bgp_peer.clone()).unwrap_or_else(|| p.peer_address.to_string());
+    spec.kind = kind_label(p.kind).to_string();
+    spec.port = p.port;
+    spec.next_hop_self = nh;
+    if p.source_address == config::SourceAddress::UseNodeIp {
+        spec.local_address = Some(p.local_address);
+    }
+    if let Some(secret) = &p.password {
+        let password = config::secrets::read_password(secret, &args.secrets_dir)
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| fail(format!("password secret {} is empty", secret.path(&args.secrets_dir).display())))?;
+        spec.md5 = Some(Md5Key::new(password.trim_end_matches('\n')).map_err(|e| fail(e.to_string()))?);
+    }
+    if let Some(hops) = p.ttl_security.filter(|&h| h > 0) {
+        spec.ttl = TtlPolicy::gtsm(hops).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(spec)
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let cfg = match Config::load(&args.configs) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tortie agent: configuration is invalid, not starting:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &cfg.warnings {
+        warn!("{w}");
+    }
+    let plan = match plan(&cfg, &args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tortie agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tortie agent: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(plan, args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("tortie agent: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(plan: Plan, args: Args) -> Result<(), StartError> {
+    info!(node = %args.node, local_as = plan.speaker.local_as, router_id = %plan.speaker.router_id, peers = plan.peers.len(), "tortie agent starting");
+    let (speaker, _router) = Speaker::start(plan.speaker).await?;
+    for spec in plan.peers {
+        speaker.add_peer(spec).await?;
+    }
+    if !args.originate.is_empty() {
+        speaker.originate(args.originate.clone()).await?;
+    }
+    if let Some(path) = &args.status_file {
+        tokio::spawn(status_file::keep_writing(speaker.clone(), args.node.clone(), path.clone()));
+    }
+    wait_for_signal().await;
+    info!("stopping: closing every session");
+    speaker.shutdown(Some("tortie agent stopping".into())).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
