@@ -78,11 +78,11 @@ pub static FIELDS: &[FieldEntry] = &[
     acted(Cfg, "spec.asNumber"),
     acted(Cfg, "spec.listenPort"),
     acted(Cfg, "spec.nodeToNodeMeshEnabled"),
+    acted(Cfg, "spec.bindMode"), // the agent's listening sockets (src/agent.rs)
     later(Cfg, "spec.logSeverityScreen"),
     later(Cfg, "spec.serviceClusterIPs"),
     later(Cfg, "spec.serviceExternalIPs"),
     later(Cfg, "spec.serviceLoadBalancerIPs"),
-    later(Cfg, "spec.bindMode"),
     later(Cfg, "spec.communities"),
     later(Cfg, "spec.prefixAdvertisements"),
     later(Cfg, "spec.nodeMeshPassword"),

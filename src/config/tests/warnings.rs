@@ -40,6 +40,7 @@ fn table_marks_the_first_cut_fields_acted_on() {
             (BgpConfiguration, "spec.asNumber"),
             (BgpConfiguration, "spec.listenPort"),
             (BgpConfiguration, "spec.nodeToNodeMeshEnabled"),
+            (BgpConfiguration, "spec.bindMode"),
             (BgpPeer, "spec.node"),
             (BgpPeer, "spec.peerIP"),
             (BgpPeer, "spec.asNumber"),
