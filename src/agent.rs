@@ -111,7 +111,7 @@ pub fn plan(cfg: &Config, args: &Args) -> Result<Plan, StartError> {
     let nh = NextHopSelf { v4: me.ipv4.map(|n| n.addr()), v6: me.ipv6.map(|n| n.addr()) };
     let port = me.listen_port;
     // bindMode NodeIP: listen on the node's own addresses only, as calico-node's BIRD does.
-    let node_ip = bind_mode(cfg, &args.node) == Some(config::BindMode::NodeIp);
+    let node_ip = bind_mode(cfg) == Some(config::BindMode::NodeIp);
     let mut listen = Vec::new();
     if let Some(v4) = me.ipv4 {
         let ip = if node_ip { v4.addr() } else { Ipv4Addr::UNSPECIFIED };
@@ -128,10 +128,9 @@ pub fn plan(cfg: &Config, args: &Args) -> Result<Plan, StartError> {
     Ok(Plan { speaker: SpeakerConfig { local_as: me.as_number, router_id, listen }, peers })
 }
 
-/// `bindMode` of `node.<name>`, else of `default`.
-fn bind_mode(cfg: &Config, node: &str) -> Option<config::BindMode> {
-    let of = |name: &str| cfg.bgp_configurations.get(name).and_then(|c| c.resource.spec.bind_mode);
-    of(&format!("node.{node}")).or_else(|| of("default"))
+/// `bindMode` of the `default` BGPConfiguration (Calico ignores it on `node.<name>`).
+fn bind_mode(cfg: &Config) -> Option<config::BindMode> {
+    cfg.bgp_configurations.get("default").and_then(|c| c.resource.spec.bind_mode)
 }
 
 fn peer_spec(p: &BgpPeering, router_id: Ipv4Addr, nh: NextHopSelf, node: &str, args: &Args) -> Result<PeerSpec, StartError> {
