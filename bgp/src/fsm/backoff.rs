@@ -10,7 +10,14 @@ pub(crate) struct Jitter(u64);
 
 impl Jitter {
     pub fn new(seed: u64) -> Self {
-        Jitter(seed | 1)
+        // Seeds often differ in a few low bits only (addresses, AS numbers): spread them with
+        // splitmix64 so that neighbouring seeds give unrelated sequences (a plain `seed | 1`
+        // made seeds 2n and 2n+1 identical). xorshift needs a non-zero state.
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        Jitter(if z == 0 { 1 } else { z })
     }
 
     fn next(&mut self) -> u64 {

@@ -137,6 +137,9 @@ impl fmt::Display for Down {
 }
 
 /// What the driver must do, in order.
+// `Update` dominates the size, as in `wire::Message`: an UPDATE is moved once from the codec to
+// the driver, so boxing it would cost an allocation per message for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Open a TCP connection to the peer (source address, MD5 and TTL come from the driver's

@@ -137,14 +137,33 @@ pub(crate) fn negotiate(ours: &Open, theirs: &Open) -> Result<Negotiated, Notifi
     })
 }
 
-/// The capability codes a NOTIFICATION "Unsupported Capability" lists (RFC 5492 section 5:
-/// the data is a list of capability code, length, value).
-pub(crate) fn refused_capabilities(data: &[u8]) -> Vec<u8> {
+/// The codes of our capabilities that a NOTIFICATION "Unsupported Capability" lists (RFC 5492
+/// section 5: the data is a list of capability code, length, value, encoded as in OPEN). A
+/// listed capability counts as ours when it equals one we sent, or names the code of one we
+/// sent without a value (some speakers list codes only).
+pub(crate) fn refused_capabilities(data: &[u8], ours: &[Capability]) -> Vec<u8> {
+    let encoded: Vec<(u8, Vec<u8>)> = ours
+        .iter()
+        .map(|c| {
+            let mut b = bytes::BytesMut::new();
+            // Our own capabilities were encoded once already, in our OPEN.
+            let _ = c.encode(&mut b);
+            (c.code(), b.to_vec())
+        })
+        .collect();
     let mut codes = Vec::new();
     let mut rest = data;
     while let [code, len, tail @ ..] = rest {
-        codes.push(*code);
-        rest = tail.get(usize::from(*len)..).unwrap_or(&[]);
+        let len = usize::from(*len);
+        if tail.len() < len {
+            break;
+        }
+        let tlv = &rest[..2 + len];
+        let mine = encoded.iter().any(|(c, bytes)| *c == *code && (len == 0 || bytes.as_slice() == tlv));
+        if mine && !codes.contains(code) {
+            codes.push(*code);
+        }
+        rest = &tail[len..];
     }
     codes
 }

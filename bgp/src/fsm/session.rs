@@ -1,5 +1,21 @@
 //! The per-peer state machine: RFC 4271 section 8.2.2's tables, with the collision detection
 //! of section 6.8 across a session's (at most two) connections.
+//!
+//! Where it knowingly differs from the letter of the tables:
+//! - A failed outbound connect goes to Idle with the idle hold (not Active): the backoff
+//!   spares a peer that is down. Passive peers never connect out.
+//! - SendNOTIFICATIONwithoutOPEN is on: a header or OPEN error, or a stop, while the
+//!   DelayOpenTimer runs is reported to the peer.
+//! - A received NOTIFICATION is never answered (section 6.4), also in OpenSent, where the
+//!   table would send an FSM error.
+//! - Timer events the tables call FSM errors (ConnectRetry in OpenSent, DelayOpen after the
+//!   OPEN, ...) can only be stale here, since the session disarms timers it leaves behind; they
+//!   are ignored rather than tearing down a healthy session over a race in the driver.
+//! - Every error that leads to Idle schedules the automatic restart after the idle hold
+//!   (DampPeerOscillations), also a NOTIFICATION with a version error, where the tables
+//!   skip the damping.
+//! - The Hold and Keepalive timers are restarted lazily: each message only records its time,
+//!   and a timer that fires re-arms itself if a message arrived (or was sent) since.
 
 use super::backoff::{Backoff, Jitter};
 use super::config::PeerConfig;
@@ -90,6 +106,14 @@ impl Session {
         self.established().and_then(|c| c.negotiated.as_ref())
     }
 
+    /// How many received octets of connection `id` wait for the rest of their message: never
+    /// more than one partial message plus the last chunk handed to [`Event::Data`], because
+    /// complete messages are processed as soon as they are framed. `None` for an unknown
+    /// connection.
+    pub fn buffered(&self, id: ConnId) -> Option<usize> {
+        self.index(id).map(|i| self.conns[i].rx.len())
+    }
+
     fn established(&self) -> Option<&Conn> {
         self.conns.iter().find(|c| c.state == ConnState::Established)
     }
@@ -128,7 +152,9 @@ impl Session {
     /// Asks the peer to send its routes of a family again (RFC 2918).
     pub fn request_route_refresh(&mut self, family: wire::Family, now: Instant) -> Result<Vec<Action>, SendError> {
         let negotiated = self.negotiated().ok_or(SendError::NotEstablished)?;
-        if !negotiated.route_refresh {
+        if !negotiated.route_refresh || !negotiated.families.contains(&family) {
+            // RFC 2918 sections 3 and 4: only to a peer that advertised the capability, and
+            // only for a family negotiated with it.
             return Ok(Vec::new());
         }
         let rr = RouteRefresh { afi: family.afi(), safi: family.safi(), subtype: RouteRefreshSubtype::Request };
@@ -152,7 +178,10 @@ impl Session {
     // --- Starting and stopping ---------------------------------------------------------------
 
     fn manual_start(&mut self, now: Instant, out: &mut Out) {
-        if self.started {
+        // RFC 4271 section 8.2.2: start events are ignored in every state but Idle. Idle
+        // includes the idle hold after an error: an operator's start does not wait for it
+        // (and, like any ManualStart, sets the ConnectRetryCounter, here the backoff, to zero).
+        if self.started && !self.idle_hold {
             return;
         }
         self.started = true;
@@ -179,6 +208,11 @@ impl Session {
     }
 
     fn stop(&mut self, stop: Stop, now: Instant, out: &mut Out) {
+        if matches!(stop, Stop::MaxPrefixes { .. }) && self.state() == State::Idle {
+            // RFC 4271 section 8.2.2, Idle state: AutomaticStop is ignored (in particular it
+            // neither cancels nor reschedules an automatic restart under way).
+            return;
+        }
         let (sub, text, restart) = match stop {
             Stop::Shutdown(text) => (cease::ADMINISTRATIVE_SHUTDOWN, text, None),
             Stop::Reset(text) => (cease::ADMINISTRATIVE_RESET, text, Some(self.cfg.idle_hold)),
@@ -374,9 +408,14 @@ impl Session {
         if others_alive {
             return;
         }
+        if state == ConnState::DelayOpen && id.inbound {
+            // RFC 4271 section 8.2.2, Active state with the DelayOpenTimer running,
+            // TcpConnectionFails: to Idle, with peer oscillation damping.
+            return self.fail(Down::ConnectionClosed, now, out);
+        }
         if state <= ConnState::OpenSent && self.started {
-            // RFC 4271 section 8.2.2, OpenSent, TcpConnectionFails: back to Active, retrying
-            // after the ConnectRetryTimer.
+            // RFC 4271 section 8.2.2, OpenSent (and Connect with the DelayOpenTimer running),
+            // TcpConnectionFails: back to Active, retrying after the ConnectRetryTimer.
             out.push(Action::Down(Down::ConnectionClosed));
             if !self.cfg.passive {
                 let retry = self.jitter.apply(self.cfg.connect_retry);
@@ -438,18 +477,28 @@ impl Session {
                 if c.keepalive.is_zero() || c.state < ConnState::OpenConfirm {
                     return;
                 }
-                let due = c.last_tx + c.keepalive;
-                if due > now {
-                    out.push(Action::SetTimer(Timer::Keepalive(id), due));
+                // Armed at a jittered 0.75..1.0 of the keepalive time after the last send (RFC
+                // 4271 section 10). A message sent since (an UPDATE) restarted it (section
+                // 8.2.2, Established): re-arm from that send instead of sending.
+                let keepalive = c.keepalive;
+                let last_tx = c.last_tx;
+                if last_tx + keepalive.mul_f64(0.75).max(MIN_KEEPALIVE_INTERVAL) > now {
+                    let next = self.keepalive_interval(keepalive);
+                    out.push(Action::SetTimer(Timer::Keepalive(id), last_tx + next));
                     return;
                 }
-                let ka = keepalive_bytes();
-                c.last_tx = now;
-                out.push(Action::Send(id, ka));
-                let next = self.jitter.apply(self.conns[i].keepalive);
+                self.conns[i].last_tx = now;
+                out.push(Action::Send(id, keepalive_bytes()));
+                let next = self.keepalive_interval(keepalive);
                 out.push(Action::SetTimer(Timer::Keepalive(id), now + next));
             }
         }
+    }
+
+    /// The time to the next KEEPALIVE: jittered (RFC 4271 section 10), but never below one
+    /// second (section 4.4: not more often than one per second).
+    fn keepalive_interval(&mut self, keepalive: Duration) -> Duration {
+        self.jitter.apply(keepalive).max(MIN_KEEPALIVE_INTERVAL)
     }
 
     // --- Messages ----------------------------------------------------------------------------
@@ -497,8 +546,11 @@ impl Session {
             (ConnState::Established, Message::Update(u)) => out.push(Action::Update(u)),
             (ConnState::Established, Message::RouteRefresh(rr)) => {
                 // RFC 7313 section 5: unknown subtypes are ignored; so is a refresh the peer
-                // had no right to send (RFC 2918 section 4).
-                let allowed = self.conns[i].negotiated.as_ref().is_some_and(|n| n.route_refresh);
+                // had no right to send, or for a family not negotiated (RFC 2918 section 4).
+                let allowed = self.conns[i].negotiated.as_ref().is_some_and(|n| {
+                    n.route_refresh
+                        && wire::Family::from_afi_safi(rr.afi, rr.safi).is_some_and(|f| n.families.contains(&f))
+                });
                 if allowed && !matches!(rr.subtype, RouteRefreshSubtype::Other(_)) {
                     out.push(Action::RouteRefresh(rr));
                 }
@@ -510,15 +562,20 @@ impl Session {
     fn notification_received(&mut self, id: ConnId, n: Notification, now: Instant, out: &mut Out) {
         let Some(i) = self.index(id) else { return };
         if self.conns[i].state <= ConnState::OpenConfirm && n.code == code::OPEN_MESSAGE {
-            // RFC 5492 section 5: retry without what the peer cannot take.
             match n.subcode {
+                // RFC 5492 section 5: the data lists the capabilities that made the peer send
+                // it. Those that are ours the peer cannot take: retry without them. One we did
+                // not send is a capability the peer requires; leaving ours alone is all we can
+                // do about it.
                 subcode::UNSUPPORTED_CAPABILITY => {
-                    for c in negotiate::refused_capabilities(&n.data) {
+                    let ours = self.conns[i].our_open.as_ref().map(|o| o.capabilities.as_slice()).unwrap_or(&[]);
+                    for c in negotiate::refused_capabilities(&n.data, ours) {
                         if !self.refused.contains(&c) {
                             self.refused.push(c);
                         }
                     }
                 }
+                // RFC 5492 section 3: the peer does not support capabilities at all.
                 subcode::UNSUPPORTED_OPTIONAL_PARAMETER => self.no_capabilities = true,
                 _ => {}
             }
@@ -560,7 +617,7 @@ impl Session {
             out.push(Action::ClearTimer(Timer::Hold(id)));
         } else {
             out.push(Action::SetTimer(Timer::Hold(id), now + hold));
-            let ka = self.jitter.apply(keepalive);
+            let ka = self.keepalive_interval(keepalive);
             out.push(Action::SetTimer(Timer::Keepalive(id), now + ka));
         }
     }
@@ -576,7 +633,11 @@ impl Session {
             self.drop_conn(other.0, None, out);
             return true;
         }
-        let keep_inbound = u32::from(self.cfg.local_id) < u32::from(peer_id);
+        let (local, remote) = (u32::from(self.cfg.local_id), u32::from(peer_id));
+        // RFC 6286 section 2.3: with equal identifiers (possible between ASes), the connection
+        // opened by the speaker with the larger AS number survives. Without this both sides
+        // would keep the connection they opened and close the other.
+        let keep_inbound = if local == remote { self.cfg.local_as < self.cfg.peer_as } else { local < remote };
         let loser = if id.inbound == keep_inbound { other.0 } else { id };
         let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION, Vec::new());
         self.drop_conn(loser, Some(&n), out);
@@ -598,6 +659,9 @@ impl Session {
         }
     }
 }
+
+/// RFC 4271 section 4.4: KEEPALIVE messages MUST NOT be sent more often than one per second.
+const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The context for OPEN messages: nothing is negotiated yet.
 const OPEN_CTX: wire::Ctx = wire::Ctx { as4: false, add_path: wire::AddPath { ipv4_unicast: false, ipv6_unicast: false }, extended_message: false };
