@@ -53,7 +53,14 @@ pub struct PeerSpec {
 }
 
 impl PeerSpec {
-    pub fn new(address: IpAddr, session: PeerConfig) -> Self {
+    /// A peer at `address` on port 179. The session's jitter seed is mixed with the address,
+    /// so that the peers of one speaker do not retry and send keepalives in lockstep.
+    pub fn new(address: IpAddr, mut session: PeerConfig) -> Self {
+        let octets = match address {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        session.jitter_seed ^= u128::from_be_bytes(octets) as u64 ^ (u128::from_be_bytes(octets) >> 64) as u64;
         PeerSpec {
             name: address.to_string(),
             kind: "global".into(),
