@@ -14,11 +14,22 @@ fn addr(last: u8) -> Ipv4Addr {
 }
 
 async fn speaker(ip: Ipv4Addr, asn: u32) -> Speaker {
-    let cfg = SpeakerConfig { local_as: asn, router_id: ip, listen: vec![SocketAddr::new(IpAddr::V4(ip), 0)] };
+    let cfg = SpeakerConfig {
+        local_as: asn,
+        router_id: ip,
+        listen: vec![SocketAddr::new(IpAddr::V4(ip), 0)],
+    };
     Speaker::start(cfg).await.expect("speaker starts").0
 }
 
-fn peer(local: Ipv4Addr, remote: Ipv4Addr, port: u16, local_as: u32, peer_as: u32, passive: bool) -> PeerSpec {
+fn peer(
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    port: u16,
+    local_as: u32,
+    peer_as: u32,
+    passive: bool,
+) -> PeerSpec {
     let mut s = PeerConfig::new(local_as, peer_as, local);
     s.passive = passive;
     s.hold_time = 9;
@@ -47,22 +58,39 @@ async fn two_speakers_exchange_originated_prefixes_over_ibgp() {
     let b = speaker(b_ip, 64512).await;
     let b_port = b.listen_addrs()[0].port();
     let a_port = a.listen_addrs()[0].port();
-    a.add_peer(peer(a_ip, b_ip, b_port, 64512, 64512, false)).await.unwrap();
-    b.add_peer(peer(b_ip, a_ip, a_port, 64512, 64512, true)).await.unwrap();
-    a.originate(vec!["198.19.1.0/26".parse().unwrap(), "2001:db8:1::/64".parse().unwrap()]).await.unwrap();
+    a.add_peer(peer(a_ip, b_ip, b_port, 64512, 64512, false))
+        .await
+        .unwrap();
+    b.add_peer(peer(b_ip, a_ip, a_port, 64512, 64512, true))
+        .await
+        .unwrap();
+    a.originate(vec![
+        "198.19.1.0/26".parse().unwrap(),
+        "2001:db8:1::/64".parse().unwrap(),
+    ])
+    .await
+    .unwrap();
 
     let routes = wait_for("routes at b", async || {
         let r = b.adj_rib_in(IpAddr::V4(a_ip)).await.unwrap()?;
         (r.len() == 2).then_some(r)
     })
     .await;
-    let v4 = routes.iter().find(|r| r.prefix == "198.19.1.0/26".parse::<IpNet>().unwrap()).unwrap();
+    let v4 = routes
+        .iter()
+        .find(|r| r.prefix == "198.19.1.0/26".parse::<IpNet>().unwrap())
+        .unwrap();
     assert_eq!(v4.next_hop, IpAddr::V4(a_ip));
     assert_eq!(v4.attrs.local_pref, Some(100));
-    let v6 = routes.iter().find(|r| r.prefix.to_string() == "2001:db8:1::/64").unwrap();
+    let v6 = routes
+        .iter()
+        .find(|r| r.prefix.to_string() == "2001:db8:1::/64")
+        .unwrap();
     assert_eq!(v6.next_hop, "2001:db8::1".parse::<IpAddr>().unwrap());
 
-    a.withdraw(vec!["198.19.1.0/26".parse().unwrap()]).await.unwrap();
+    a.withdraw(vec!["198.19.1.0/26".parse().unwrap()])
+        .await
+        .unwrap();
     wait_for("withdrawal at b", async || {
         let r = b.adj_rib_in(IpAddr::V4(a_ip)).await.unwrap()?;
         (r.len() == 1).then_some(())
@@ -76,6 +104,9 @@ async fn two_speakers_exchange_originated_prefixes_over_ibgp() {
     })
     .await;
     let err = status.last_error.unwrap();
-    assert!(err.contains("Administrative Shutdown") && err.contains("maintenance"), "{err}");
+    assert!(
+        err.contains("Administrative Shutdown") && err.contains("maintenance"),
+        "{err}"
+    );
     b.shutdown(None).await.unwrap();
 }

@@ -47,7 +47,11 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max: max.max(initial), current: initial }
+        Backoff {
+            initial,
+            max: max.max(initial),
+            current: initial,
+        }
     }
 
     /// The delay before the next automatic start, and doubles the one after it.

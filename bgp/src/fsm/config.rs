@@ -1,6 +1,9 @@
 //! What a session is configured to be and to offer.
 
-use crate::wire::{AddPathFamily, AddPathMode, AfiSafi, Capability, ExtNextHop, Family, GrFamily, GracefulRestart, Open};
+use crate::wire::{
+    AddPathFamily, AddPathMode, AfiSafi, Capability, ExtNextHop, Family, GrFamily, GracefulRestart,
+    Open,
+};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -50,8 +53,11 @@ impl Default for LocalCapabilities {
 impl LocalCapabilities {
     /// The capabilities for an OPEN, without those the peer has refused (RFC 5492 section 5).
     pub(crate) fn to_capabilities(&self, local_as: u32, refused: &[u8]) -> Vec<Capability> {
-        let mut caps: Vec<Capability> =
-            self.families.iter().map(|&f| Capability::Multiprotocol(AfiSafi::from(f))).collect();
+        let mut caps: Vec<Capability> = self
+            .families
+            .iter()
+            .map(|&f| Capability::Multiprotocol(AfiSafi::from(f)))
+            .collect();
         if self.route_refresh {
             caps.push(Capability::RouteRefresh);
         }
@@ -60,7 +66,11 @@ impl LocalCapabilities {
         }
         if self.extended_next_hop && self.families.contains(&Family::Ipv4Unicast) {
             caps.push(Capability::ExtendedNextHop {
-                families: vec![ExtNextHop { afi: 1, safi: 1, next_hop_afi: 2 }],
+                families: vec![ExtNextHop {
+                    afi: 1,
+                    safi: 1,
+                    next_hop_afi: 2,
+                }],
             });
         }
         if self.extended_message {
@@ -76,7 +86,10 @@ impl LocalCapabilities {
                 families: self
                     .families
                     .iter()
-                    .map(|&f| GrFamily { afi_safi: AfiSafi::from(f), forwarding_preserved: gr.forwarding_preserved })
+                    .map(|&f| GrFamily {
+                        afi_safi: AfiSafi::from(f),
+                        forwarding_preserved: gr.forwarding_preserved,
+                    })
                     .collect(),
             }));
         }
@@ -86,12 +99,18 @@ impl LocalCapabilities {
                 families: self
                     .add_path
                     .iter()
-                    .map(|&(f, mode)| AddPathFamily { afi_safi: AfiSafi::from(f), mode })
+                    .map(|&(f, mode)| AddPathFamily {
+                        afi_safi: AfiSafi::from(f),
+                        mode,
+                    })
                     .collect(),
             });
         }
         if let Some(host) = &self.hostname {
-            caps.push(Capability::Fqdn { hostname: host.chars().take(64).collect(), domain: String::new() });
+            caps.push(Capability::Fqdn {
+                hostname: host.chars().take(64).collect(),
+                domain: String::new(),
+            });
         }
         caps.retain(|c| !refused.contains(&c.code()));
         caps
@@ -147,7 +166,11 @@ impl PeerConfig {
     }
 
     pub(crate) fn open(&self, refused: &[u8], no_capabilities: bool) -> Open {
-        let caps = if no_capabilities { Vec::new() } else { self.capabilities.to_capabilities(self.local_as, refused) };
+        let caps = if no_capabilities {
+            Vec::new()
+        } else {
+            self.capabilities.to_capabilities(self.local_as, refused)
+        };
         Open::new(self.local_as, self.hold_time, self.local_id, caps)
     }
 }

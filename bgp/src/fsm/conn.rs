@@ -1,7 +1,7 @@
 //! One TCP connection of a session and how far its OPEN exchange got.
 
-use super::negotiate::Negotiated;
 use super::ConnId;
+use super::negotiate::Negotiated;
 use crate::wire::{Ctx, Open};
 use bytes::BytesMut;
 use std::time::{Duration, Instant};

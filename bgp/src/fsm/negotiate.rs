@@ -3,7 +3,9 @@
 
 use super::config::PeerConfig;
 use crate::wire::error::{code, subcode};
-use crate::wire::{AddPath, AddPathMode, Capability, Ctx, Family, GracefulRestart, Notification, Open};
+use crate::wire::{
+    AddPath, AddPathMode, Capability, Ctx, Family, GracefulRestart, Notification, Open,
+};
 use std::net::Ipv4Addr;
 
 /// What an Established session runs with.
@@ -47,11 +49,17 @@ fn open_error(sub: u8, data: Vec<u8>) -> Notification {
 pub(crate) fn check_open(cfg: &PeerConfig, open: &Open) -> Result<(), Notification> {
     // RFC 6793 section 4.1: the 4-octet AS capability, when present, is the real AS.
     if open.asn() != cfg.peer_as {
-        return Err(open_error(subcode::BAD_PEER_AS, open.my_as.to_be_bytes().to_vec()));
+        return Err(open_error(
+            subcode::BAD_PEER_AS,
+            open.my_as.to_be_bytes().to_vec(),
+        ));
     }
     // RFC 6286 section 2.2: within an AS the identifiers must differ.
     if cfg.is_ibgp() && open.bgp_id == cfg.local_id {
-        return Err(open_error(subcode::BAD_BGP_IDENTIFIER, open.bgp_id.octets().to_vec()));
+        return Err(open_error(
+            subcode::BAD_BGP_IDENTIFIER,
+            open.bgp_id.octets().to_vec(),
+        ));
     }
     Ok(())
 }
@@ -69,14 +77,29 @@ pub(crate) fn negotiate(ours: &Open, theirs: &Open) -> Result<Negotiated, Notifi
                 _ => None,
             })
             .collect();
-        let any_mp = open.capabilities.iter().any(|c| matches!(c, Capability::Multiprotocol(_)));
-        if any_mp { listed } else { vec![Family::Ipv4Unicast] }
+        let any_mp = open
+            .capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::Multiprotocol(_)));
+        if any_mp {
+            listed
+        } else {
+            vec![Family::Ipv4Unicast]
+        }
     };
     let (our_families, their_families) = (mp(ours), mp(theirs));
-    let families: Vec<Family> = our_families.iter().copied().filter(|f| their_families.contains(f)).collect();
+    let families: Vec<Family> = our_families
+        .iter()
+        .copied()
+        .filter(|f| their_families.contains(f))
+        .collect();
     if families.is_empty() {
         let mut data = bytes::BytesMut::new();
-        for c in ours.capabilities.iter().filter(|c| matches!(c, Capability::Multiprotocol(_))) {
+        for c in ours
+            .capabilities
+            .iter()
+            .filter(|c| matches!(c, Capability::Multiprotocol(_)))
+        {
             // Re-encoding our own capability cannot fail: it was encoded in our OPEN.
             let _ = c.encode(&mut data);
         }
@@ -97,7 +120,9 @@ pub(crate) fn negotiate(ours: &Open, theirs: &Open) -> Result<Negotiated, Notifi
             .collect()
     };
     let (our_ap, their_ap) = (add_path_modes(ours), add_path_modes(theirs));
-    let mode = |list: &[(Family, AddPathMode)], f: Family| list.iter().find(|(g, _)| *g == f).map(|(_, m)| *m);
+    let mode = |list: &[(Family, AddPathMode)], f: Family| {
+        list.iter().find(|(g, _)| *g == f).map(|(_, m)| *m)
+    };
     let mut rx_ap = AddPath::default();
     let mut tx_ap = AddPath::default();
     for &f in &families {
@@ -113,8 +138,10 @@ pub(crate) fn negotiate(ours: &Open, theirs: &Open) -> Result<Negotiated, Notifi
         _ => None,
     });
     let enh = |open: &Open| {
-        open.capabilities.iter().any(|c| matches!(c, Capability::ExtendedNextHop { families }
-            if families.iter().any(|e| e.afi == 1 && e.safi == 1 && e.next_hop_afi == 2)))
+        open.capabilities.iter().any(|c| {
+            matches!(c, Capability::ExtendedNextHop { families }
+            if families.iter().any(|e| e.afi == 1 && e.safi == 1 && e.next_hop_afi == 2))
+        })
     };
     Ok(Negotiated {
         peer_as: theirs.asn(),
@@ -122,8 +149,16 @@ pub(crate) fn negotiate(ours: &Open, theirs: &Open) -> Result<Negotiated, Notifi
         hold_time,
         keepalive: hold_time / 3,
         families,
-        rx: Ctx { as4, add_path: rx_ap, extended_message },
-        tx: Ctx { as4, add_path: tx_ap, extended_message },
+        rx: Ctx {
+            as4,
+            add_path: rx_ap,
+            extended_message,
+        },
+        tx: Ctx {
+            as4,
+            add_path: tx_ap,
+            extended_message,
+        },
         // FRR still sends the pre-standard code 128 beside code 2.
         route_refresh: has(ours, 2) && (has(theirs, 2) || has(theirs, 128)),
         enhanced_route_refresh: has(ours, 70) && has(theirs, 70),
@@ -159,7 +194,9 @@ pub(crate) fn refused_capabilities(data: &[u8], ours: &[Capability]) -> Vec<u8> 
             break;
         }
         let tlv = &rest[..2 + len];
-        let mine = encoded.iter().any(|(c, bytes)| *c == *code && (len == 0 || bytes.as_slice() == tlv));
+        let mine = encoded
+            .iter()
+            .any(|(c, bytes)| *c == *code && (len == 0 || bytes.as_slice() == tlv));
         if mine && !codes.contains(code) {
             codes.push(*code);
         }

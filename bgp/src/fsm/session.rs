@@ -2,8 +2,9 @@
 //! of section 6.8 across a session's (at most two) connections.
 //!
 //! Where it knowingly differs from the letter of the tables:
-//! - A failed outbound connect goes to Idle with the idle hold (not Active): the backoff
-//!   spares a peer that is down. Passive peers never connect out.
+//! - A failed outbound connect goes to Active (not Idle), as in BIRD and FRR: the session
+//!   keeps accepting the peer's connection and retries on the ConnectRetryTimer. The idle-hold
+//!   backoff is for sessions that fail after TCP came up. Passive peers never connect out.
 //! - SendNOTIFICATIONwithoutOPEN is on: a header or OPEN error, or a stop, while the
 //!   DelayOpenTimer runs is reported to the peer.
 //! - A received NOTIFICATION is never answered (section 6.4), also in OpenSent, where the
@@ -24,7 +25,9 @@ use super::negotiate::{self, Negotiated};
 use super::{Action, ConnId, Down, Event, State, Stop, Timer};
 use crate::wire::error::{code, subcode};
 use crate::wire::notification::cease;
-use crate::wire::{self, EncodeError, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update};
+use crate::wire::{
+    self, EncodeError, Message, Notification, RouteRefresh, RouteRefreshSubtype, Update,
+};
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
 
@@ -94,7 +97,9 @@ impl Session {
             Some((ConnState::Established, _)) => State::Established,
             Some((ConnState::OpenConfirm, _)) => State::OpenConfirm,
             Some((ConnState::OpenSent, _)) => State::OpenSent,
-            Some((ConnState::Connecting, _)) | Some((ConnState::DelayOpen, false)) => State::Connect,
+            Some((ConnState::Connecting, _)) | Some((ConnState::DelayOpen, false)) => {
+                State::Connect
+            }
             Some((ConnState::DelayOpen, true)) => State::Active,
             None if self.started && !self.idle_hold => State::Active,
             None => State::Idle,
@@ -115,7 +120,9 @@ impl Session {
     }
 
     fn established(&self) -> Option<&Conn> {
-        self.conns.iter().find(|c| c.state == ConnState::Established)
+        self.conns
+            .iter()
+            .find(|c| c.state == ConnState::Established)
     }
 
     fn index(&self, id: ConnId) -> Option<usize> {
@@ -138,31 +145,54 @@ impl Session {
         }
         let after = self.state();
         if before != after {
-            out.push(Action::StateChanged { from: before, to: after });
+            out.push(Action::StateChanged {
+                from: before,
+                to: after,
+            });
         }
         out
     }
 
     /// Encodes UPDATEs for the Established connection (one write for all of them) and notes
     /// the send for the keepalive timer (RFC 4271 section 8.2.2: sending an UPDATE restarts it).
-    pub fn send_updates(&mut self, updates: &[Update], now: Instant) -> Result<Vec<Action>, SendError> {
+    pub fn send_updates(
+        &mut self,
+        updates: &[Update],
+        now: Instant,
+    ) -> Result<Vec<Action>, SendError> {
         self.send_messages(updates.iter().map(|u| Message::Update(u.clone())), now)
     }
 
     /// Asks the peer to send its routes of a family again (RFC 2918).
-    pub fn request_route_refresh(&mut self, family: wire::Family, now: Instant) -> Result<Vec<Action>, SendError> {
+    pub fn request_route_refresh(
+        &mut self,
+        family: wire::Family,
+        now: Instant,
+    ) -> Result<Vec<Action>, SendError> {
         let negotiated = self.negotiated().ok_or(SendError::NotEstablished)?;
         if !negotiated.route_refresh || !negotiated.families.contains(&family) {
             // RFC 2918 sections 3 and 4: only to a peer that advertised the capability, and
             // only for a family negotiated with it.
             return Ok(Vec::new());
         }
-        let rr = RouteRefresh { afi: family.afi(), safi: family.safi(), subtype: RouteRefreshSubtype::Request };
+        let rr = RouteRefresh {
+            afi: family.afi(),
+            safi: family.safi(),
+            subtype: RouteRefreshSubtype::Request,
+        };
         self.send_messages(std::iter::once(Message::RouteRefresh(rr)), now)
     }
 
-    fn send_messages(&mut self, msgs: impl Iterator<Item = Message>, now: Instant) -> Result<Vec<Action>, SendError> {
-        let conn = self.conns.iter_mut().find(|c| c.state == ConnState::Established).ok_or(SendError::NotEstablished)?;
+    fn send_messages(
+        &mut self,
+        msgs: impl Iterator<Item = Message>,
+        now: Instant,
+    ) -> Result<Vec<Action>, SendError> {
+        let conn = self
+            .conns
+            .iter_mut()
+            .find(|c| c.state == ConnState::Established)
+            .ok_or(SendError::NotEstablished)?;
         let ctx = conn.tx_ctx();
         let mut buf = BytesMut::new();
         for m in msgs {
@@ -199,7 +229,10 @@ impl Session {
     }
 
     fn connect(&mut self, now: Instant, out: &mut Out) {
-        let id = ConnId { inbound: false, n: self.next_conn };
+        let id = ConnId {
+            inbound: false,
+            n: self.next_conn,
+        };
         self.next_conn = self.next_conn.wrapping_add(1);
         self.conns.push(Conn::new(id, ConnState::Connecting, now));
         out.push(Action::Connect(id));
@@ -294,8 +327,18 @@ impl Session {
 
     /// A connection failed. With another connection still making progress (a collision in
     /// flight) only this one goes; otherwise the session fails.
-    fn conn_failed(&mut self, id: ConnId, notification: Option<Notification>, down: Down, now: Instant, out: &mut Out) {
-        let others_alive = self.conns.iter().any(|c| c.id != id && c.state >= ConnState::DelayOpen);
+    fn conn_failed(
+        &mut self,
+        id: ConnId,
+        notification: Option<Notification>,
+        down: Down,
+        now: Instant,
+        out: &mut Out,
+    ) {
+        let others_alive = self
+            .conns
+            .iter()
+            .any(|c| c.id != id && c.state >= ConnState::DelayOpen);
         self.drop_conn(id, notification.as_ref(), out);
         if !others_alive {
             self.fail(down, now, out);
@@ -316,8 +359,14 @@ impl Session {
         }
         self.conns.remove(i);
         if self.conns.is_empty() {
-            // RFC 4271 section 8.2.2, Connect state, TcpConnectionFails: to Idle.
-            self.fail(Down::ConnectFailed, now, out);
+            // RFC 4271 section 8.2.2 sends Connect to Idle here; tortie goes to Active instead,
+            // as BIRD and FRR do: it keeps accepting the peer's own connection (a peer that only
+            // connects out, like ExaBGP, or the other side of a mesh that came up first) and
+            // tries again on the ConnectRetryTimer. A refused connection is not a session error,
+            // so the idle-hold backoff is kept for sessions that fail after TCP came up.
+            out.push(Action::Down(Down::ConnectFailed));
+            let retry = self.jitter.apply(self.cfg.connect_retry);
+            out.push(Action::SetTimer(Timer::ConnectRetry, now + retry));
         }
     }
 
@@ -341,7 +390,10 @@ impl Session {
             return;
         }
         if let Some(est) = self.established() {
-            let peer_restarted = est.negotiated.as_ref().is_some_and(|n| n.peer_graceful_restart.is_some());
+            let peer_restarted = est
+                .negotiated
+                .as_ref()
+                .is_some_and(|n| n.peer_graceful_restart.is_some());
             if !peer_restarted {
                 // Section 6.8: a collision with an Established connection closes the new one.
                 out.push(Action::Close(id));
@@ -403,7 +455,10 @@ impl Session {
         if state == ConnState::Connecting {
             return self.connect_failed(id, now, out);
         }
-        let others_alive = self.conns.iter().any(|c| c.id != id && c.state >= ConnState::DelayOpen);
+        let others_alive = self
+            .conns
+            .iter()
+            .any(|c| c.id != id && c.state >= ConnState::DelayOpen);
         self.drop_conn(id, None, out);
         if others_alive {
             return;
@@ -449,7 +504,10 @@ impl Session {
                 self.connect(now, out);
             }
             Timer::DelayOpen(id) => {
-                if let Some(i) = self.index(id).filter(|&i| self.conns[i].state == ConnState::DelayOpen) {
+                if let Some(i) = self
+                    .index(id)
+                    .filter(|&i| self.conns[i].state == ConnState::DelayOpen)
+                {
                     self.send_open(i, now, out);
                     self.conns[i].state = ConnState::OpenSent;
                     self.conns[i].hold = OPEN_HOLD;
@@ -514,13 +572,17 @@ impl Session {
             let len = match wire::frame_len(&conn.rx, &ctx) {
                 Ok(Some(len)) => len,
                 Ok(None) => return,
-                Err(e) => return self.refuse(id, Notification::new(e.code, e.subcode, e.data), now, out),
+                Err(e) => {
+                    return self.refuse(id, Notification::new(e.code, e.subcode, e.data), now, out);
+                }
             };
             let frame = conn.rx.split_to(len);
             conn.last_rx = now;
             match wire::decode(&frame, &ctx) {
                 Ok(msg) => self.message(id, msg, now, out),
-                Err(e) => return self.refuse(id, Notification::new(e.code, e.subcode, e.data), now, out),
+                Err(e) => {
+                    return self.refuse(id, Notification::new(e.code, e.subcode, e.data), now, out);
+                }
             }
         }
     }
@@ -540,7 +602,9 @@ impl Session {
         let state = self.conns[i].state;
         match (state, msg) {
             (_, Message::Notification(n)) => self.notification_received(id, n, now, out),
-            (ConnState::DelayOpen | ConnState::OpenSent, Message::Open(open)) => self.open_received(i, open, now, out),
+            (ConnState::DelayOpen | ConnState::OpenSent, Message::Open(open)) => {
+                self.open_received(i, open, now, out)
+            }
             (ConnState::OpenConfirm, Message::Keepalive) => self.establish(i, now, out),
             (ConnState::Established, Message::Keepalive) => {}
             (ConnState::Established, Message::Update(u)) => out.push(Action::Update(u)),
@@ -549,7 +613,8 @@ impl Session {
                 // had no right to send, or for a family not negotiated (RFC 2918 section 4).
                 let allowed = self.conns[i].negotiated.as_ref().is_some_and(|n| {
                     n.route_refresh
-                        && wire::Family::from_afi_safi(rr.afi, rr.safi).is_some_and(|f| n.families.contains(&f))
+                        && wire::Family::from_afi_safi(rr.afi, rr.safi)
+                            .is_some_and(|f| n.families.contains(&f))
                 });
                 if allowed && !matches!(rr.subtype, RouteRefreshSubtype::Other(_)) {
                     out.push(Action::RouteRefresh(rr));
@@ -568,7 +633,11 @@ impl Session {
                 // not send is a capability the peer requires; leaving ours alone is all we can
                 // do about it.
                 subcode::UNSUPPORTED_CAPABILITY => {
-                    let ours = self.conns[i].our_open.as_ref().map(|o| o.capabilities.as_slice()).unwrap_or(&[]);
+                    let ours = self.conns[i]
+                        .our_open
+                        .as_ref()
+                        .map(|o| o.capabilities.as_slice())
+                        .unwrap_or(&[]);
                     for c in negotiate::refused_capabilities(&n.data, ours) {
                         if !self.refused.contains(&c) {
                             self.refused.push(c);
@@ -599,7 +668,10 @@ impl Session {
             out.push(Action::ClearTimer(Timer::DelayOpen(id)));
             self.send_open(i, now, out);
         }
-        let ours = self.conns[i].our_open.clone().unwrap_or_else(|| self.cfg.open(&self.refused, self.no_capabilities));
+        let ours = self.conns[i]
+            .our_open
+            .clone()
+            .unwrap_or_else(|| self.cfg.open(&self.refused, self.no_capabilities));
         let negotiated = match negotiate::negotiate(&ours, &open) {
             Ok(n) => n,
             Err(notification) => return self.refuse(id, notification, now, out),
@@ -625,8 +697,18 @@ impl Session {
     /// RFC 4271 section 6.8 on an OPEN received on `id` from a peer with identifier
     /// `peer_id`: of two connections, the one opened by the side with the higher BGP
     /// Identifier survives. Returns whether `id` survives.
-    fn resolve_collision(&mut self, id: ConnId, peer_id: std::net::Ipv4Addr, out: &mut Out) -> bool {
-        let Some(other) = self.conns.iter().find(|c| c.id != id).map(|c| (c.id, c.state)) else {
+    fn resolve_collision(
+        &mut self,
+        id: ConnId,
+        peer_id: std::net::Ipv4Addr,
+        out: &mut Out,
+    ) -> bool {
+        let Some(other) = self
+            .conns
+            .iter()
+            .find(|c| c.id != id)
+            .map(|c| (c.id, c.state))
+        else {
             return true;
         };
         if other.1 == ConnState::Connecting {
@@ -637,9 +719,21 @@ impl Session {
         // RFC 6286 section 2.3: with equal identifiers (possible between ASes), the connection
         // opened by the speaker with the larger AS number survives. Without this both sides
         // would keep the connection they opened and close the other.
-        let keep_inbound = if local == remote { self.cfg.local_as < self.cfg.peer_as } else { local < remote };
-        let loser = if id.inbound == keep_inbound { other.0 } else { id };
-        let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION, Vec::new());
+        let keep_inbound = if local == remote {
+            self.cfg.local_as < self.cfg.peer_as
+        } else {
+            local < remote
+        };
+        let loser = if id.inbound == keep_inbound {
+            other.0
+        } else {
+            id
+        };
+        let n = Notification::new(
+            code::CEASE,
+            cease::CONNECTION_COLLISION_RESOLUTION,
+            Vec::new(),
+        );
         self.drop_conn(loser, Some(&n), out);
         loser != id
     }
@@ -649,12 +743,24 @@ impl Session {
         self.conns[i].state = ConnState::Established;
         self.established_at = Some(now);
         // Any other connection still negotiating loses to the Established one.
-        let others: Vec<ConnId> = self.conns.iter().filter(|c| c.id != id).map(|c| c.id).collect();
-        let n = Notification::new(code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION, Vec::new());
+        let others: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|c| c.id != id)
+            .map(|c| c.id)
+            .collect();
+        let n = Notification::new(
+            code::CEASE,
+            cease::CONNECTION_COLLISION_RESOLUTION,
+            Vec::new(),
+        );
         for other in others {
             self.drop_conn(other, Some(&n), out);
         }
-        if let Some(negotiated) = self.index(id).and_then(|i| self.conns[i].negotiated.clone()) {
+        if let Some(negotiated) = self
+            .index(id)
+            .and_then(|i| self.conns[i].negotiated.clone())
+        {
             out.push(Action::Established(Box::new(negotiated)));
         }
     }
@@ -664,7 +770,14 @@ impl Session {
 const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The context for OPEN messages: nothing is negotiated yet.
-const OPEN_CTX: wire::Ctx = wire::Ctx { as4: false, add_path: wire::AddPath { ipv4_unicast: false, ipv6_unicast: false }, extended_message: false };
+const OPEN_CTX: wire::Ctx = wire::Ctx {
+    as4: false,
+    add_path: wire::AddPath {
+        ipv4_unicast: false,
+        ipv6_unicast: false,
+    },
+    extended_message: false,
+};
 
 fn keepalive_bytes() -> Bytes {
     let mut b = vec![0xff; 16];

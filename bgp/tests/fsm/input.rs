@@ -1,9 +1,8 @@
 //! Framing of the TCP byte stream: messages split across reads, several messages in one read,
 //! bounded buffering, and length fields beyond the limit (RFC 4271 section 6.1, RFC 8654).
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use ipnet::Ipv4Net;
 use tortie_bgp::fsm::{LocalCapabilities, PeerConfig, State};
 use tortie_bgp::wire::{Capability, Ctx, Message, Nlri};
@@ -55,8 +54,14 @@ fn several_messages_in_one_read_are_all_handled_in_order() {
     let acts = h.data(id, &bytes);
     assert!(established(&acts).is_some());
     assert_eq!(updates(&acts), vec![u1, u2]);
-    let est = acts.iter().position(|a| matches!(a, tortie_bgp::fsm::Action::Established(_))).unwrap();
-    let first = acts.iter().position(|a| matches!(a, tortie_bgp::fsm::Action::Update(_))).unwrap();
+    let est = acts
+        .iter()
+        .position(|a| matches!(a, tortie_bgp::fsm::Action::Established(_)))
+        .unwrap();
+    let first = acts
+        .iter()
+        .position(|a| matches!(a, tortie_bgp::fsm::Action::Update(_)))
+        .unwrap();
     assert!(est < first, "Established is reported before the routes");
     assert_eq!(h.session.buffered(id), Some(0));
 }
@@ -76,15 +81,21 @@ fn messages_after_a_fatal_error_in_the_same_read_are_dropped() {
     assert_eq!(updates(&acts).len(), 1, "only the UPDATE before the error");
     assert_eq!(code_sub(&notification_sent(&acts, id)), (1, 1));
     assert_eq!(h.state(), State::Idle);
-    assert_eq!(h.session.buffered(id), None, "the connection and its buffer are gone");
+    assert_eq!(
+        h.session.buffered(id),
+        None,
+        "the connection and its buffer are gone"
+    );
 }
 
 #[test]
 fn messages_after_a_notification_in_the_same_read_are_dropped() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let bytes =
-        concat(&[enc(&notification(6, 2, vec![])), enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx())]);
+    let bytes = concat(&[
+        enc(&notification(6, 2, vec![])),
+        enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()),
+    ]);
     let acts = h.data(id, &bytes);
     assert!(updates(&acts).is_empty());
     assert!(nothing_sent(&acts));
@@ -100,7 +111,11 @@ fn an_incomplete_header_waits_for_more() {
     assert_eq!(h.session.buffered(id), Some(17));
     let acts = h.data(id, &[ka[17], ka[18], 0xff, 0xff]);
     assert!(acts.is_empty());
-    assert_eq!(h.session.buffered(id), Some(2), "the KEEPALIVE was consumed");
+    assert_eq!(
+        h.session.buffered(id),
+        Some(2),
+        "the KEEPALIVE was consumed"
+    );
 }
 
 #[test]
@@ -126,7 +141,11 @@ fn megabytes_of_partial_data_never_grow_the_buffer_beyond_one_message_plus_the_l
         let acts = h.data(id, part);
         delivered += updates(&acts).len();
         let buffered = h.session.buffered(id).unwrap();
-        assert!(buffered < largest, "{buffered} octets buffered after a read of {}", part.len());
+        assert!(
+            buffered < largest,
+            "{buffered} octets buffered after a read of {}",
+            part.len()
+        );
         max_buffered = max_buffered.max(buffered);
         // Time passes; the hold timer must see the traffic.
         h.advance(std::time::Duration::from_millis(1));
@@ -142,11 +161,20 @@ fn a_partial_message_of_the_maximum_size_is_buffered_until_complete() {
     let id = h.reach_established();
     // An UPDATE of exactly 4096 octets, fed in 100-octet reads.
     let nlri: Vec<Nlri<Ipv4Net>> = (0..2000u32)
-        .map(|i| Nlri::new(Ipv4Net::new(std::net::Ipv4Addr::from(0xc613_0000 + (i << 8)), 24).unwrap()))
+        .map(|i| {
+            Nlri::new(Ipv4Net::new(std::net::Ipv4Addr::from(0xc613_0000 + (i << 8)), 24).unwrap())
+        })
         .collect();
     let mut u = announce("198.19.0.0/26");
     u.nlri = nlri;
-    let mut bytes = enc_with(&Message::Update(u.clone()), &Ctx { as4: true, extended_message: true, ..Ctx::default() });
+    let mut bytes = enc_with(
+        &Message::Update(u.clone()),
+        &Ctx {
+            as4: true,
+            extended_message: true,
+            ..Ctx::default()
+        },
+    );
     // Trim NLRI until it fits 4096 exactly is fiddly; cut to a whole number of /24s instead.
     let body_fixed = bytes.len() - 2000 * 4;
     let keep = (4096 - body_fixed) / 4;
@@ -172,7 +200,10 @@ fn a_length_field_beyond_4096_resets_with_1_2_as_soon_as_the_header_is_in() {
     header.push(2);
     let acts = h.data(id, &header);
     let n = notification_sent(&acts, id);
-    assert_eq!((n.code, n.subcode, n.data.clone()), (1, 2, vec![0x13, 0x88]));
+    assert_eq!(
+        (n.code, n.subcode, n.data.clone()),
+        (1, 2, vec![0x13, 0x88])
+    );
     assert_eq!(h.state(), State::Idle);
 }
 
@@ -201,15 +232,24 @@ fn a_length_field_beyond_4096_in_open_sent_resets_with_1_2() {
 
 #[test]
 fn extended_messages_are_accepted_once_negotiated() {
-    let cfg = PeerConfig { capabilities: LocalCapabilities::default(), ..ebgp() };
+    let cfg = PeerConfig {
+        capabilities: LocalCapabilities::default(),
+        ..ebgp()
+    };
     let mut h = Harness::new(cfg);
     let mut caps = peer_caps(PEER_AS);
     caps.push(Capability::ExtendedMessage);
     let (id, _) = h.reach_established_with(&open_with(PEER_AS, 90, PEER_ID, caps));
-    let ext = Ctx { as4: true, extended_message: true, ..Ctx::default() };
+    let ext = Ctx {
+        as4: true,
+        extended_message: true,
+        ..Ctx::default()
+    };
     let mut u = announce("198.19.0.0/26");
     u.nlri = (0..3000u32)
-        .map(|i| Nlri::new(Ipv4Net::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap()))
+        .map(|i| {
+            Nlri::new(Ipv4Net::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap())
+        })
         .collect();
     let bytes = enc_with(&Message::Update(u.clone()), &ext);
     assert!(bytes.len() > 4096);
@@ -230,10 +270,16 @@ fn extended_messages_are_accepted_once_negotiated() {
 fn a_message_beyond_4096_without_extended_messages_resets_with_1_2() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let ext = Ctx { as4: true, extended_message: true, ..Ctx::default() };
+    let ext = Ctx {
+        as4: true,
+        extended_message: true,
+        ..Ctx::default()
+    };
     let mut u = announce("198.19.0.0/26");
     u.nlri = (0..1100u32)
-        .map(|i| Nlri::new(Ipv4Net::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap()))
+        .map(|i| {
+            Nlri::new(Ipv4Net::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).unwrap())
+        })
         .collect();
     let bytes = enc_with(&Message::Update(u), &ext);
     assert!(bytes.len() > 4096);

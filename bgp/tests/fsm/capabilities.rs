@@ -3,14 +3,13 @@
 //! 8654), route refresh (RFC 2918, RFC 7313), graceful restart (RFC 4724), extended next hop
 //! (RFC 8950); a refused capability is left out of the next OPEN (RFC 5492 section 5).
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use tortie_bgp::fsm::{GrConfig, LocalCapabilities, Negotiated, PeerConfig, State, Timer};
 use tortie_bgp::wire::capability::code;
 use tortie_bgp::wire::{
-    AddPath, AddPathFamily, AddPathMode, AfiSafi, Capability, ExtNextHop, Family, GrFamily, GracefulRestart, Message,
-    Open,
+    AddPath, AddPathFamily, AddPathMode, AfiSafi, Capability, ExtNextHop, Family, GrFamily,
+    GracefulRestart, Message, Open,
 };
 
 const V4: Family = Family::Ipv4Unicast;
@@ -21,11 +20,17 @@ fn mp(f: Family) -> Capability {
 }
 
 fn with_caps(caps: LocalCapabilities) -> PeerConfig {
-    PeerConfig { capabilities: caps, ..ebgp() }
+    PeerConfig {
+        capabilities: caps,
+        ..ebgp()
+    }
 }
 
 fn families(fs: &[Family]) -> LocalCapabilities {
-    LocalCapabilities { families: fs.to_vec(), ..LocalCapabilities::default() }
+    LocalCapabilities {
+        families: fs.to_vec(),
+        ..LocalCapabilities::default()
+    }
 }
 
 /// Brings a session with `cfg` up against a peer OPEN with `caps`; returns what was negotiated.
@@ -46,7 +51,10 @@ fn our_open(cfg: PeerConfig) -> Open {
 
 #[test]
 fn families_are_the_intersection_of_both_sides() {
-    let n = negotiated(with_caps(families(&[V4, V6])), vec![mp(V6), Capability::FourOctetAs { asn: PEER_AS }]);
+    let n = negotiated(
+        with_caps(families(&[V4, V6])),
+        vec![mp(V6), Capability::FourOctetAs { asn: PEER_AS }],
+    );
     assert_eq!(n.families, [V6]);
 }
 
@@ -58,7 +66,10 @@ fn families_include_both_when_both_sides_advertise_both() {
 
 #[test]
 fn a_peer_without_multiprotocol_capability_gets_ipv4_unicast_only() {
-    let n = negotiated(with_caps(families(&[V4, V6])), vec![Capability::RouteRefresh]);
+    let n = negotiated(
+        with_caps(families(&[V4, V6])),
+        vec![Capability::RouteRefresh],
+    );
     assert_eq!(n.families, [V4]);
 }
 
@@ -75,7 +86,10 @@ fn a_peer_without_any_capability_gets_ipv4_unicast_and_2_octet_as() {
 fn no_common_family_is_refused_with_2_7_listing_our_families() {
     let mut h = Harness::new(with_caps(families(&[V6])));
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &Message::Open(open_with(PEER_AS, 90, PEER_ID, vec![mp(V4)])));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(PEER_AS, 90, PEER_ID, vec![mp(V4)])),
+    );
     let n = notification_sent(&acts, id);
     assert_eq!(code_sub(&n), (2, 7));
     // Capability code 1, length 4, AFI 2, reserved, SAFI 1.
@@ -89,7 +103,10 @@ fn a_peer_offering_only_families_we_do_not_route_is_refused_with_2_7() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
     let flowspec = Capability::Multiprotocol(AfiSafi { afi: 1, safi: 133 });
-    let acts = h.msg(id, &Message::Open(open_with(PEER_AS, 90, PEER_ID, vec![flowspec])));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(PEER_AS, 90, PEER_ID, vec![flowspec])),
+    );
     let n = notification_sent(&acts, id);
     assert_eq!(code_sub(&n), (2, 7));
     assert_eq!(n.data, [1, 4, 0, 1, 0, 1]);
@@ -130,7 +147,10 @@ fn our_open_carries_the_real_as_in_both_fields_for_a_2_octet_as() {
 
 #[test]
 fn a_peer_with_a_4_octet_as_is_accepted_through_as_trans() {
-    let n = negotiated(PeerConfig::new(LOCAL_AS, 4_200_000_001, LOCAL_ID), peer_caps(4_200_000_001));
+    let n = negotiated(
+        PeerConfig::new(LOCAL_AS, 4_200_000_001, LOCAL_ID),
+        peer_caps(4_200_000_001),
+    );
     assert_eq!(n.peer_as, 4_200_000_001);
     assert!(n.rx.as4);
 }
@@ -147,36 +167,69 @@ fn add_path_directions_follow_send_and_receive_modes_per_family() {
         mp(V6),
         Capability::AddPath {
             families: vec![
-                AddPathFamily { afi_safi: AfiSafi::from(V4), mode: AddPathMode::Receive },
-                AddPathFamily { afi_safi: AfiSafi::from(V6), mode: AddPathMode::SendReceive },
+                AddPathFamily {
+                    afi_safi: AfiSafi::from(V4),
+                    mode: AddPathMode::Receive,
+                },
+                AddPathFamily {
+                    afi_safi: AfiSafi::from(V6),
+                    mode: AddPathMode::SendReceive,
+                },
             ],
         },
     ];
     let n = negotiated(with_caps(caps), peer);
     // We receive path ids where we receive and the peer sends; we send where we send and the
     // peer receives.
-    assert_eq!(n.rx.add_path, AddPath { ipv4_unicast: false, ipv6_unicast: true });
-    assert_eq!(n.tx.add_path, AddPath { ipv4_unicast: true, ipv6_unicast: false });
+    assert_eq!(
+        n.rx.add_path,
+        AddPath {
+            ipv4_unicast: false,
+            ipv6_unicast: true
+        }
+    );
+    assert_eq!(
+        n.tx.add_path,
+        AddPath {
+            ipv4_unicast: true,
+            ipv6_unicast: false
+        }
+    );
 }
 
 #[test]
 fn add_path_is_off_when_the_peer_does_not_advertise_it() {
-    let caps = LocalCapabilities { add_path: vec![(V4, AddPathMode::SendReceive)], ..LocalCapabilities::default() };
+    let caps = LocalCapabilities {
+        add_path: vec![(V4, AddPathMode::SendReceive)],
+        ..LocalCapabilities::default()
+    };
     let n = negotiated(with_caps(caps), peer_caps(PEER_AS));
-    assert_eq!((n.rx.add_path, n.tx.add_path), (AddPath::default(), AddPath::default()));
+    assert_eq!(
+        (n.rx.add_path, n.tx.add_path),
+        (AddPath::default(), AddPath::default())
+    );
 }
 
 #[test]
 fn add_path_is_off_for_a_family_that_is_not_negotiated() {
-    let caps = LocalCapabilities { add_path: vec![(V4, AddPathMode::SendReceive)], ..LocalCapabilities::default() };
+    let caps = LocalCapabilities {
+        add_path: vec![(V4, AddPathMode::SendReceive)],
+        ..LocalCapabilities::default()
+    };
     let peer = vec![
         mp(V4),
         Capability::AddPath {
-            families: vec![AddPathFamily { afi_safi: AfiSafi::from(V6), mode: AddPathMode::SendReceive }],
+            families: vec![AddPathFamily {
+                afi_safi: AfiSafi::from(V6),
+                mode: AddPathMode::SendReceive,
+            }],
         },
     ];
     let n = negotiated(with_caps(caps), peer);
-    assert_eq!((n.rx.add_path, n.tx.add_path), (AddPath::default(), AddPath::default()));
+    assert_eq!(
+        (n.rx.add_path, n.tx.add_path),
+        (AddPath::default(), AddPath::default())
+    );
 }
 
 #[test]
@@ -194,7 +247,13 @@ fn extended_message_is_off_when_only_one_side_advertises_it() {
     assert!(!n.rx.extended_message && !n.tx.extended_message);
     let mut caps = peer_caps(PEER_AS);
     caps.push(Capability::ExtendedMessage);
-    let n = negotiated(with_caps(LocalCapabilities { extended_message: false, ..LocalCapabilities::default() }), caps);
+    let n = negotiated(
+        with_caps(LocalCapabilities {
+            extended_message: false,
+            ..LocalCapabilities::default()
+        }),
+        caps,
+    );
     assert!(!n.rx.extended_message);
 }
 
@@ -205,22 +264,35 @@ fn route_refresh_is_negotiated_with_code_2() {
 
 #[test]
 fn route_refresh_is_negotiated_with_frrs_pre_standard_code_128() {
-    let old = Capability::Unknown { code: 128, value: vec![] };
+    let old = Capability::Unknown {
+        code: 128,
+        value: vec![],
+    };
     assert!(negotiated(ebgp(), vec![mp(V4), old]).route_refresh);
 }
 
 #[test]
 fn route_refresh_is_off_without_the_peers_capability_or_ours() {
     assert!(!negotiated(ebgp(), vec![mp(V4)]).route_refresh);
-    let ours = LocalCapabilities { route_refresh: false, ..LocalCapabilities::default() };
+    let ours = LocalCapabilities {
+        route_refresh: false,
+        ..LocalCapabilities::default()
+    };
     assert!(!negotiated(with_caps(ours), vec![mp(V4), Capability::RouteRefresh]).route_refresh);
 }
 
 #[test]
 fn enhanced_route_refresh_needs_both_sides() {
     assert!(
-        negotiated(ebgp(), vec![mp(V4), Capability::RouteRefresh, Capability::EnhancedRouteRefresh])
-            .enhanced_route_refresh
+        negotiated(
+            ebgp(),
+            vec![
+                mp(V4),
+                Capability::RouteRefresh,
+                Capability::EnhancedRouteRefresh
+            ]
+        )
+        .enhanced_route_refresh
     );
     assert!(!negotiated(ebgp(), vec![mp(V4), Capability::RouteRefresh]).enhanced_route_refresh);
 }
@@ -230,17 +302,27 @@ fn peer_gr() -> GracefulRestart {
         restart_state: true,
         notification: false,
         restart_time: 120,
-        families: vec![GrFamily { afi_safi: AfiSafi::from(V4), forwarding_preserved: true }],
+        families: vec![GrFamily {
+            afi_safi: AfiSafi::from(V4),
+            forwarding_preserved: true,
+        }],
     }
 }
 
 fn gr_config() -> GrConfig {
-    GrConfig { restart_time: 120, restarting: false, forwarding_preserved: true }
+    GrConfig {
+        restart_time: 120,
+        restarting: false,
+        forwarding_preserved: true,
+    }
 }
 
 #[test]
 fn graceful_restart_of_the_peer_is_recorded() {
-    let caps = LocalCapabilities { graceful_restart: Some(gr_config()), ..LocalCapabilities::default() };
+    let caps = LocalCapabilities {
+        graceful_restart: Some(gr_config()),
+        ..LocalCapabilities::default()
+    };
     let mut peer = peer_caps(PEER_AS);
     peer.push(Capability::GracefulRestart(peer_gr()));
     let n = negotiated(with_caps(caps), peer);
@@ -253,7 +335,11 @@ fn graceful_restart_of_the_peer_is_ignored_when_we_do_not_advertise_it() {
     peer.push(Capability::GracefulRestart(peer_gr()));
     let n = negotiated(ebgp(), peer);
     assert_eq!(n.peer_graceful_restart, None);
-    assert!(n.peer_capabilities.contains(&Capability::GracefulRestart(peer_gr())), "still listed");
+    assert!(
+        n.peer_capabilities
+            .contains(&Capability::GracefulRestart(peer_gr())),
+        "still listed"
+    );
 }
 
 #[test]
@@ -278,8 +364,17 @@ fn our_graceful_restart_capability_lists_our_families() {
 
 #[test]
 fn extended_next_hop_needs_both_sides() {
-    let caps = LocalCapabilities { extended_next_hop: true, ..LocalCapabilities::default() };
-    let enh = Capability::ExtendedNextHop { families: vec![ExtNextHop { afi: 1, safi: 1, next_hop_afi: 2 }] };
+    let caps = LocalCapabilities {
+        extended_next_hop: true,
+        ..LocalCapabilities::default()
+    };
+    let enh = Capability::ExtendedNextHop {
+        families: vec![ExtNextHop {
+            afi: 1,
+            safi: 1,
+            next_hop_afi: 2,
+        }],
+    };
     let mut peer = peer_caps(PEER_AS);
     peer.push(enh);
     assert!(negotiated(with_caps(caps.clone()), peer).extended_next_hop);
@@ -289,8 +384,14 @@ fn extended_next_hop_needs_both_sides() {
 #[test]
 fn the_peers_hostname_is_recorded() {
     let mut peer = peer_caps(PEER_AS);
-    peer.push(Capability::Fqdn { hostname: "tor-1".into(), domain: "lab".into() });
-    assert_eq!(negotiated(ebgp(), peer).peer_hostname.as_deref(), Some("tor-1"));
+    peer.push(Capability::Fqdn {
+        hostname: "tor-1".into(),
+        domain: "lab".into(),
+    });
+    assert_eq!(
+        negotiated(ebgp(), peer).peer_hostname.as_deref(),
+        Some("tor-1")
+    );
 }
 
 /// OpenSent, the peer refuses our OPEN with `code/subcode` and `data`; returns our next OPEN
@@ -309,22 +410,42 @@ fn open_after_refusal(cfg: PeerConfig, subcode: u8, data: Vec<u8>) -> Open {
 #[test]
 fn a_capability_refused_with_2_7_is_left_out_of_the_next_open() {
     let first = our_open(ebgp());
-    assert!(first.capabilities.iter().any(|c| c.code() == code::EXTENDED_MESSAGE));
+    assert!(
+        first
+            .capabilities
+            .iter()
+            .any(|c| c.code() == code::EXTENDED_MESSAGE)
+    );
     // The peer lists what it refuses as code, length, value.
-    let next = open_after_refusal(ebgp(), 7, vec![code::EXTENDED_MESSAGE, 0, code::ENHANCED_ROUTE_REFRESH, 0]);
+    let next = open_after_refusal(
+        ebgp(),
+        7,
+        vec![code::EXTENDED_MESSAGE, 0, code::ENHANCED_ROUTE_REFRESH, 0],
+    );
     let codes: Vec<u8> = next.capabilities.iter().map(|c| c.code()).collect();
     assert!(!codes.contains(&code::EXTENDED_MESSAGE), "{codes:?}");
     assert!(!codes.contains(&code::ENHANCED_ROUTE_REFRESH), "{codes:?}");
-    assert_eq!(codes.len(), first.capabilities.len() - 2, "everything else stays");
+    assert_eq!(
+        codes.len(),
+        first.capabilities.len() - 2,
+        "everything else stays"
+    );
 }
 
 #[test]
 fn a_capability_listed_with_our_value_is_left_out_of_the_next_open() {
-    let caps = LocalCapabilities { add_path: vec![(V4, AddPathMode::SendReceive)], ..LocalCapabilities::default() };
+    let caps = LocalCapabilities {
+        add_path: vec![(V4, AddPathMode::SendReceive)],
+        ..LocalCapabilities::default()
+    };
     // ADD-PATH, length 4: AFI 1, SAFI 1, send/receive, exactly as we encode it.
     let next = open_after_refusal(with_caps(caps), 7, vec![code::ADD_PATH, 4, 0, 1, 1, 3]);
     assert!(!next.capabilities.iter().any(|c| c.code() == code::ADD_PATH));
-    assert!(next.capabilities.iter().any(|c| c.code() == code::MULTIPROTOCOL));
+    assert!(
+        next.capabilities
+            .iter()
+            .any(|c| c.code() == code::MULTIPROTOCOL)
+    );
 }
 
 #[test]
@@ -350,15 +471,28 @@ fn a_refused_capability_stays_out_of_later_opens_too() {
     let acts = h.fire_at_deadline(&acts, Timer::ConnectRetry);
     let third = connect_of(&acts).unwrap();
     let open = open_sent(&h.connected(third), third);
-    assert!(!open.capabilities.iter().any(|c| c.code() == code::EXTENDED_MESSAGE));
-    assert!(open.capabilities.iter().any(|c| c.code() == code::FOUR_OCTET_AS));
+    assert!(
+        !open
+            .capabilities
+            .iter()
+            .any(|c| c.code() == code::EXTENDED_MESSAGE)
+    );
+    assert!(
+        open.capabilities
+            .iter()
+            .any(|c| c.code() == code::FOUR_OCTET_AS)
+    );
 }
 
 #[test]
 fn unsupported_optional_parameter_2_4_leads_to_an_open_without_capabilities() {
     let next = open_after_refusal(ebgp(), 4, vec![]);
     assert!(next.capabilities.is_empty());
-    assert_eq!(enc(&Message::Open(next))[28], 0, "optional parameters length 0");
+    assert_eq!(
+        enc(&Message::Open(next))[28],
+        0,
+        "optional parameters length 0"
+    );
 }
 
 #[test]
@@ -369,7 +503,10 @@ fn a_session_without_capabilities_after_2_4_negotiates_ipv4_unicast() {
     let acts = h.fire_at_deadline(&acts, Timer::IdleHold);
     let next = connect_of(&acts).unwrap();
     h.connected(next);
-    h.msg(next, &Message::Open(open_with(PEER_AS, 90, PEER_ID, vec![])));
+    h.msg(
+        next,
+        &Message::Open(open_with(PEER_AS, 90, PEER_ID, vec![])),
+    );
     let acts = h.data(next, &keepalive());
     let n = established(&acts).unwrap();
     assert_eq!(n.families, [V4]);

@@ -2,20 +2,25 @@
 //! (sections 8.2.2 and 10), restarted lazily: a timer that fires re-arms itself if a message
 //! arrived (hold) or was sent (keepalive) since it was set.
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use tortie_bgp::fsm::{Action, PeerConfig, State, Timer};
 use tortie_bgp::wire::Message;
 
 fn with_hold(ours: u16) -> PeerConfig {
-    PeerConfig { hold_time: ours, ..ebgp() }
+    PeerConfig {
+        hold_time: ours,
+        ..ebgp()
+    }
 }
 
 fn negotiate(ours: u16, theirs: u16) -> (Harness, tortie_bgp::fsm::ConnId, Vec<Action>) {
     let mut h = Harness::new(with_hold(ours));
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &Message::Open(open_with(PEER_AS, theirs, PEER_ID, peer_caps(PEER_AS))));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(PEER_AS, theirs, PEER_ID, peer_caps(PEER_AS))),
+    );
     assert_eq!(h.state(), State::OpenConfirm);
     (h, id, acts)
 }
@@ -24,14 +29,22 @@ fn negotiate(ours: u16, theirs: u16) -> (Harness, tortie_bgp::fsm::ConnId, Vec<A
 fn hold_time_is_the_smaller_of_both_when_the_peer_proposes_less() {
     let (h, id, acts) = negotiate(90, 30);
     assert_eq!(timer_set(&acts, Timer::Hold(id)), Some(h.now + secs(30)));
-    assert!(jittered(h.now, timer_set(&acts, Timer::Keepalive(id)).unwrap(), secs(10)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::Keepalive(id)).unwrap(),
+        secs(10)
+    ));
 }
 
 #[test]
 fn hold_time_is_the_smaller_of_both_when_we_propose_less() {
     let (h, id, acts) = negotiate(9, 240);
     assert_eq!(timer_set(&acts, Timer::Hold(id)), Some(h.now + secs(9)));
-    assert!(jittered(h.now, timer_set(&acts, Timer::Keepalive(id)).unwrap(), secs(3)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::Keepalive(id)).unwrap(),
+        secs(3)
+    ));
 }
 
 #[test]
@@ -53,10 +66,17 @@ fn our_open_carries_the_configured_hold_time() {
 #[test]
 fn hold_time_zero_from_the_peer_means_no_hold_and_no_keepalive_timers() {
     let (mut h, id, acts) = negotiate(90, 0);
-    assert!(timer_cleared(&acts, Timer::Hold(id)), "the large OpenSent hold timer is stopped");
+    assert!(
+        timer_cleared(&acts, Timer::Hold(id)),
+        "the large OpenSent hold timer is stopped"
+    );
     assert_eq!(timer_set(&acts, Timer::Hold(id)), None);
     assert_eq!(timer_set(&acts, Timer::Keepalive(id)), None);
-    assert_eq!(kinds(&acts, id), ["KEEPALIVE"], "the KEEPALIVE answering the OPEN is still sent");
+    assert_eq!(
+        kinds(&acts, id),
+        ["KEEPALIVE"],
+        "the KEEPALIVE answering the OPEN is still sent"
+    );
     let acts = h.data(id, &keepalive());
     assert_eq!(established(&acts).unwrap().hold_time, 0);
     // Hours of silence, and stale timer events, change nothing.
@@ -102,7 +122,11 @@ fn keepalive_timer_expiry_in_established_sends_keepalive_and_rearms() {
     for _ in 0..10 {
         acts = h.fire_at_deadline(&acts, Timer::Keepalive(id));
         assert_eq!(kinds(&acts, id), ["KEEPALIVE"]);
-        assert!(jittered(h.now, timer_set(&acts, Timer::Keepalive(id)).unwrap(), secs(30)));
+        assert!(jittered(
+            h.now,
+            timer_set(&acts, Timer::Keepalive(id)).unwrap(),
+            secs(30)
+        ));
         h.data(id, &keepalive());
     }
     assert_eq!(h.state(), State::Established);
@@ -116,10 +140,15 @@ fn keepalive_timer_is_rearmed_lazily_after_an_update_was_sent() {
     // An UPDATE goes out shortly before the timer fires: it counts as the keepalive.
     h.advance_to(due - secs(2));
     let sent_at = h.now;
-    h.session.send_updates(&[announce("198.19.0.0/26")], h.now).unwrap();
+    h.session
+        .send_updates(&[announce("198.19.0.0/26")], h.now)
+        .unwrap();
     h.advance_to(due);
     let acts = h.fire(Timer::Keepalive(id));
-    assert!(nothing_sent(&acts), "no KEEPALIVE right after an UPDATE: {acts:#?}");
+    assert!(
+        nothing_sent(&acts),
+        "no KEEPALIVE right after an UPDATE: {acts:#?}"
+    );
     let next = timer_set(&acts, Timer::Keepalive(id)).expect("re-armed");
     assert!(jittered(sent_at, next, secs(30)), "{:?}", next - sent_at);
     // When it fires again with nothing sent since, the KEEPALIVE goes out.
@@ -142,7 +171,10 @@ fn keepalive_timer_fires_once_per_keepalive_without_updates() {
         h.data(id, &keepalive());
     }
     assert_eq!(sends, wakeups);
-    assert!((120..=160).contains(&sends), "{sends} keepalives in an hour at 22.5..30 s");
+    assert!(
+        (120..=160).contains(&sends),
+        "{sends} keepalives in an hour at 22.5..30 s"
+    );
 }
 
 #[test]
@@ -162,7 +194,11 @@ fn hold_timer_is_rearmed_lazily_while_keepalives_arrive_in_time() {
         } else {
             h.advance_to(hold);
             let acts = h.fire(Timer::Hold(id));
-            assert!(nothing_sent(&acts), "hold timer expired at {:?}: {acts:#?}", h.now - h.t0);
+            assert!(
+                nothing_sent(&acts),
+                "hold timer expired at {:?}: {acts:#?}",
+                h.now - h.t0
+            );
             hold = timer_set(&acts, Timer::Hold(id)).expect("re-armed");
             assert!(hold > h.now);
         }

@@ -4,12 +4,13 @@
 //! (RFC 4486). An Established session is not disturbed by a new connection, unless the peer
 //! can restart gracefully (RFC 4724 section 4.2).
 
-mod fsm_support;
 
 use std::net::Ipv4Addr;
 
-use fsm_support::*;
-use tortie_bgp::fsm::{Action, ConnId, Down, GrConfig, LocalCapabilities, PeerConfig, State, Timer};
+use crate::support::*;
+use tortie_bgp::fsm::{
+    Action, ConnId, Down, GrConfig, LocalCapabilities, PeerConfig, State, Timer,
+};
 use tortie_bgp::wire::notification::cease;
 use tortie_bgp::wire::{AfiSafi, Capability, Family, GrFamily, GracefulRestart, Message, Open};
 
@@ -37,7 +38,10 @@ fn assert_collision_loser(acts: &[Action], loser: ConnId) {
     assert_eq!(code_sub(&n), (6, cease::CONNECTION_COLLISION_RESOLUTION));
     assert!(closed(acts, loser));
     assert!(timer_cleared(acts, Timer::Hold(loser)));
-    assert!(downs(acts).is_empty(), "the session itself is not down: {acts:#?}");
+    assert!(
+        downs(acts).is_empty(),
+        "the session itself is not down: {acts:#?}"
+    );
 }
 
 #[test]
@@ -158,7 +162,10 @@ fn inbound_connection_while_established_is_closed() {
     assert_eq!(h.state(), State::Established);
     assert_eq!(h.session.negotiated().unwrap().peer_id, PEER_ID);
     // The Established connection still works.
-    let acts = h.data(id, &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()));
+    let acts = h.data(
+        id,
+        &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()),
+    );
     assert_eq!(updates(&acts).len(), 1);
 }
 
@@ -168,7 +175,10 @@ fn gr_peer_open() -> Open {
         restart_state: false,
         notification: false,
         restart_time: 120,
-        families: vec![GrFamily { afi_safi: AfiSafi::from(Family::Ipv4Unicast), forwarding_preserved: true }],
+        families: vec![GrFamily {
+            afi_safi: AfiSafi::from(Family::Ipv4Unicast),
+            forwarding_preserved: true,
+        }],
     }));
     open_with(PEER_AS, 90, PEER_ID, caps)
 }
@@ -176,7 +186,11 @@ fn gr_peer_open() -> Open {
 fn gr_config() -> PeerConfig {
     PeerConfig {
         capabilities: LocalCapabilities {
-            graceful_restart: Some(GrConfig { restart_time: 120, restarting: false, forwarding_preserved: true }),
+            graceful_restart: Some(GrConfig {
+                restart_time: 120,
+                restarting: false,
+                forwarding_preserved: true,
+            }),
             ..LocalCapabilities::default()
         },
         ..ebgp()
@@ -189,12 +203,22 @@ fn inbound_connection_while_established_with_a_graceful_restart_peer_replaces_th
     let (old, _) = h.reach_established_with(&gr_peer_open());
     let acts = h.accepted(IN);
     assert!(closed(&acts, old));
-    assert!(sent(&acts, old).is_empty(), "the old connection is gone; nothing is sent on it");
+    assert!(
+        sent(&acts, old).is_empty(),
+        "the old connection is gone; nothing is sent on it"
+    );
     assert_eq!(the_down(&acts), Down::ConnectionClosed);
     assert!(timer_cleared(&acts, Timer::Hold(old)));
     assert_eq!(kinds(&acts, IN), ["OPEN"]);
-    assert_eq!(timer_set(&acts, Timer::IdleHold), None, "no idle hold: the peer is back");
-    assert_eq!(state_change(&acts), Some((State::Established, State::OpenSent)));
+    assert_eq!(
+        timer_set(&acts, Timer::IdleHold),
+        None,
+        "no idle hold: the peer is back"
+    );
+    assert_eq!(
+        state_change(&acts),
+        Some((State::Established, State::OpenSent))
+    );
     // The restarted peer's session comes up on the new connection.
     h.msg(IN, &Message::Open(gr_peer_open()));
     let acts = h.data(IN, &keepalive());

@@ -1,12 +1,13 @@
 //! RFC 4271 section 8.2.2, Established state: UPDATE, KEEPALIVE, ROUTE-REFRESH (RFC 2918,
 //! RFC 7313), NOTIFICATION, errors, stops.
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use tortie_bgp::fsm::{Down, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;
-use tortie_bgp::wire::{self, Action as Verdict, Capability, Family, Message, Notification, RouteRefreshSubtype};
+use tortie_bgp::wire::{
+    self, Action as Verdict, Capability, Family, Message, Notification, RouteRefreshSubtype,
+};
 
 #[test]
 fn established_manual_start_is_ignored() {
@@ -39,7 +40,9 @@ fn established_manual_stop_message_is_cut_to_255_octets_at_a_character_boundary(
     let text = "é".repeat(200); // 400 octets
     let acts = h.stop(Stop::Shutdown(Some(text)));
     let n = notification_sent(&acts, id);
-    let got = n.shutdown_communication().expect("well-formed communication");
+    let got = n
+        .shutdown_communication()
+        .expect("well-formed communication");
     assert_eq!(got.len(), 254);
     assert!(got.chars().all(|c| c == 'é'));
 }
@@ -61,7 +64,10 @@ fn established_peer_deconfigured_sends_cease_3_and_stays_down() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
     let acts = h.stop(Stop::Deconfigured);
-    assert_eq!(code_sub(&notification_sent(&acts, id)), (6, cease::PEER_DECONFIGURED));
+    assert_eq!(
+        code_sub(&notification_sent(&acts, id)),
+        (6, cease::PEER_DECONFIGURED)
+    );
     assert_eq!(timer_set(&acts, Timer::IdleHold), None);
 }
 
@@ -69,13 +75,19 @@ fn established_peer_deconfigured_sends_cease_3_and_stays_down() {
 fn established_automatic_stop_sends_max_prefixes_cease_and_restarts_after_the_delay() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: Some(secs(300)) });
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: Some(secs(300)),
+    });
     let n = notification_sent(&acts, id);
     assert_eq!(code_sub(&n), (6, cease::MAX_PREFIXES));
     assert_eq!(the_down(&acts), Down::NotificationSent(n));
     assert_eq!(timer_set(&acts, Timer::IdleHold), Some(h.now + secs(300)));
     assert_eq!(h.state(), State::Idle);
-    assert_eq!(h.accepted(IN), vec![tortie_bgp::fsm::Action::Close(IN)], "idle hold refuses");
+    assert_eq!(
+        h.accepted(IN),
+        vec![tortie_bgp::fsm::Action::Close(IN)],
+        "idle hold refuses"
+    );
     let acts = h.fire_at_deadline(&acts, Timer::IdleHold);
     assert!(connect_of(&acts).is_some());
 }
@@ -84,8 +96,13 @@ fn established_automatic_stop_sends_max_prefixes_cease_and_restarts_after_the_de
 fn established_automatic_stop_without_restart_delay_stays_down_until_manual_start() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: None });
-    assert_eq!(code_sub(&notification_sent(&acts, id)), (6, cease::MAX_PREFIXES));
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: None,
+    });
+    assert_eq!(
+        code_sub(&notification_sent(&acts, id)),
+        (6, cease::MAX_PREFIXES)
+    );
     assert_eq!(timer_set(&acts, Timer::IdleHold), None);
     assert!(h.fire(Timer::IdleHold).is_empty());
     assert!(connect_of(&h.start()).is_some());
@@ -106,7 +123,11 @@ fn established_hold_timer_expiry_sends_4_0_reports_down_and_schedules_idle_hold(
     assert_eq!(code_sub(&n), (4, 0));
     assert!(closed(&acts, id));
     assert_eq!(the_down(&acts), Down::NotificationSent(n));
-    assert!(jittered(h.now, timer_set(&acts, Timer::IdleHold).unwrap(), secs(1)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::IdleHold).unwrap(),
+        secs(1)
+    ));
     assert_eq!(state_change(&acts), Some((State::Established, State::Idle)));
 }
 
@@ -140,7 +161,10 @@ fn established_update_restarts_the_hold_timer() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
     h.advance(secs(80));
-    h.data(id, &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()));
+    h.data(
+        id,
+        &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()),
+    );
     h.advance(secs(10));
     let acts = h.fire(Timer::Hold(id));
     assert_eq!(timer_set(&acts, Timer::Hold(id)), Some(h.now + secs(80)));
@@ -150,7 +174,13 @@ fn established_update_restarts_the_hold_timer() {
 fn established_end_of_rib_is_delivered_as_an_update() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts = h.data(id, &enc_with(&Message::Update(wire::Update::end_of_rib(Family::Ipv4Unicast)), &as4_ctx()));
+    let acts = h.data(
+        id,
+        &enc_with(
+            &Message::Update(wire::Update::end_of_rib(Family::Ipv4Unicast)),
+            &as4_ctx(),
+        ),
+    );
     let got = updates(&acts);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].as_end_of_rib(), Some(Family::Ipv4Unicast));
@@ -161,13 +191,21 @@ fn established_update_error_resets_the_session_with_the_codecs_notification() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
     // NLRI with a prefix length of 33: Invalid Network Field, session reset (RFC 7606 section 5.3).
-    let attrs = [&[0x40u8, 1, 1, 0][..], &[0x40, 2, 6, 2, 1, 0, 0, 0xfc, 0x01], &[0x40, 3, 4, 198, 18, 1, 2]].concat();
+    let attrs = [
+        &[0x40u8, 1, 1, 0][..],
+        &[0x40, 2, 6, 2, 1, 0, 0, 0xfc, 0x01],
+        &[0x40, 3, 4, 198, 18, 1, 2],
+    ]
+    .concat();
     let bytes = raw_update(&[], &attrs, &[33, 198, 19, 0, 0, 0]);
     let expected = wire::decode(&bytes, &as4_ctx()).unwrap_err();
     assert_eq!(expected.action, Verdict::SessionReset);
     let acts = h.data(id, &bytes);
     let n = notification_sent(&acts, id);
-    assert_eq!((n.code, n.subcode, &n.data), (expected.code, expected.subcode, &expected.data));
+    assert_eq!(
+        (n.code, n.subcode, &n.data),
+        (expected.code, expected.subcode, &expected.data)
+    );
     assert_eq!((n.code, n.subcode), (3, 10));
     assert!(updates(&acts).is_empty());
     assert_eq!(the_down(&acts), Down::NotificationSent(n));
@@ -190,7 +228,12 @@ fn established_treat_as_withdraw_update_is_delivered_with_its_errors() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
     // ORIGIN 7 is undefined: treat-as-withdraw (RFC 7606 section 7.1).
-    let attrs = [&[0x40u8, 1, 1, 7][..], &[0x40, 2, 6, 2, 1, 0, 0, 0xfc, 0x01], &[0x40, 3, 4, 198, 18, 1, 2]].concat();
+    let attrs = [
+        &[0x40u8, 1, 1, 7][..],
+        &[0x40, 2, 6, 2, 1, 0, 0, 0xfc, 0x01],
+        &[0x40, 3, 4, 198, 18, 1, 2],
+    ]
+    .concat();
     let acts = h.data(id, &raw_update(&[], &attrs, &[26, 198, 19, 0, 0]));
     assert!(nothing_sent(&acts), "no NOTIFICATION for treat-as-withdraw");
     let got = updates(&acts);
@@ -205,10 +248,16 @@ fn established_treat_as_withdraw_update_is_delivered_with_its_errors() {
 fn established_route_refresh_is_delivered_when_negotiated() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts = h.msg(id, &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request));
+    let acts = h.msg(
+        id,
+        &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request),
+    );
     let got = refreshes(&acts);
     assert_eq!(got.len(), 1);
-    assert_eq!((got[0].afi, got[0].safi, got[0].subtype), (1, 1, RouteRefreshSubtype::Request));
+    assert_eq!(
+        (got[0].afi, got[0].safi, got[0].subtype),
+        (1, 1, RouteRefreshSubtype::Request)
+    );
 }
 
 #[test]
@@ -218,7 +267,10 @@ fn established_enhanced_route_refresh_markers_are_delivered() {
     caps.push(Capability::EnhancedRouteRefresh);
     let (id, acts) = h.reach_established_with(&open_with(PEER_AS, 90, PEER_ID, caps));
     assert!(established(&acts).unwrap().enhanced_route_refresh);
-    for st in [RouteRefreshSubtype::BeginningOfRefresh, RouteRefreshSubtype::EndOfRefresh] {
+    for st in [
+        RouteRefreshSubtype::BeginningOfRefresh,
+        RouteRefreshSubtype::EndOfRefresh,
+    ] {
         let acts = h.msg(id, &route_refresh(Family::Ipv4Unicast, st));
         assert_eq!(refreshes(&acts)[0].subtype, st);
     }
@@ -227,9 +279,16 @@ fn established_enhanced_route_refresh_markers_are_delivered() {
 #[test]
 fn established_route_refresh_is_ignored_when_not_negotiated() {
     let mut h = Harness::new(ebgp());
-    let (id, _) =
-        h.reach_established_with(&open_with(PEER_AS, 90, PEER_ID, vec![Capability::FourOctetAs { asn: PEER_AS }]));
-    let acts = h.msg(id, &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request));
+    let (id, _) = h.reach_established_with(&open_with(
+        PEER_AS,
+        90,
+        PEER_ID,
+        vec![Capability::FourOctetAs { asn: PEER_AS }],
+    ));
+    let acts = h.msg(
+        id,
+        &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request),
+    );
     assert!(acts.is_empty(), "{acts:#?}");
     assert_eq!(h.state(), State::Established);
 }
@@ -238,7 +297,10 @@ fn established_route_refresh_is_ignored_when_not_negotiated() {
 fn established_route_refresh_with_an_unknown_subtype_is_ignored() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts = h.msg(id, &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Other(9)));
+    let acts = h.msg(
+        id,
+        &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Other(9)),
+    );
     assert!(acts.is_empty(), "{acts:#?}");
     assert_eq!(h.state(), State::Established);
 }
@@ -248,7 +310,10 @@ fn established_route_refresh_for_a_family_not_negotiated_is_ignored() {
     // RFC 2918 section 4.
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts = h.msg(id, &route_refresh(Family::Ipv6Unicast, RouteRefreshSubtype::Request));
+    let acts = h.msg(
+        id,
+        &route_refresh(Family::Ipv6Unicast, RouteRefreshSubtype::Request),
+    );
     assert!(acts.is_empty(), "{acts:#?}");
 }
 
@@ -267,8 +332,13 @@ fn established_open_is_an_fsm_error_5_3() {
 fn established_notification_reports_down_and_schedules_idle_hold() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts =
-        h.msg(id, &Message::Notification(Notification::cease_with_message(cease::ADMINISTRATIVE_SHUTDOWN, "reboot")));
+    let acts = h.msg(
+        id,
+        &Message::Notification(Notification::cease_with_message(
+            cease::ADMINISTRATIVE_SHUTDOWN,
+            "reboot",
+        )),
+    );
     assert!(nothing_sent(&acts));
     assert!(closed(&acts, id));
     match the_down(&acts) {
@@ -317,7 +387,10 @@ fn established_send_updates_encodes_with_the_negotiated_context() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
     let u = announce("198.19.0.64/26");
-    let acts = h.session.send_updates(&[u.clone(), u.clone()], h.now).unwrap();
+    let acts = h
+        .session
+        .send_updates(&[u.clone(), u.clone()], h.now)
+        .unwrap();
     let got = sent_with(&acts, id, &as4_ctx());
     assert_eq!(got, vec![Message::Update(u.clone()), Message::Update(u)]);
     assert_eq!(acts.len(), 1, "one write for all of them");
@@ -327,7 +400,10 @@ fn established_send_updates_encodes_with_the_negotiated_context() {
 fn send_updates_before_established_is_refused() {
     let mut h = Harness::new(ebgp());
     h.reach_open_confirm();
-    let err = h.session.send_updates(&[announce("198.19.0.0/26")], h.now).unwrap_err();
+    let err = h
+        .session
+        .send_updates(&[announce("198.19.0.0/26")], h.now)
+        .unwrap_err();
     assert_eq!(err.to_string(), "the session is not Established");
 }
 
@@ -335,15 +411,37 @@ fn send_updates_before_established_is_refused() {
 fn request_route_refresh_sends_route_refresh_for_a_negotiated_family_only() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_established();
-    let acts = h.session.request_route_refresh(Family::Ipv4Unicast, h.now).unwrap();
-    assert_eq!(sent(&acts, id), vec![route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request)]);
-    let acts = h.session.request_route_refresh(Family::Ipv6Unicast, h.now).unwrap();
+    let acts = h
+        .session
+        .request_route_refresh(Family::Ipv4Unicast, h.now)
+        .unwrap();
+    assert_eq!(
+        sent(&acts, id),
+        vec![route_refresh(
+            Family::Ipv4Unicast,
+            RouteRefreshSubtype::Request
+        )]
+    );
+    let acts = h
+        .session
+        .request_route_refresh(Family::Ipv6Unicast, h.now)
+        .unwrap();
     assert!(acts.is_empty());
 }
 
 #[test]
 fn request_route_refresh_is_a_no_op_when_the_peer_cannot_refresh() {
     let mut h = Harness::new(ebgp());
-    h.reach_established_with(&open_with(PEER_AS, 90, PEER_ID, vec![Capability::FourOctetAs { asn: PEER_AS }]));
-    assert!(h.session.request_route_refresh(Family::Ipv4Unicast, h.now).unwrap().is_empty());
+    h.reach_established_with(&open_with(
+        PEER_AS,
+        90,
+        PEER_ID,
+        vec![Capability::FourOctetAs { asn: PEER_AS }],
+    ));
+    assert!(
+        h.session
+            .request_route_refresh(Family::Ipv4Unicast, h.now)
+            .unwrap()
+            .is_empty()
+    );
 }

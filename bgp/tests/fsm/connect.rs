@@ -1,10 +1,9 @@
 //! RFC 4271 section 8.2.2, Connect state: our outbound connection is being opened, or it is up
 //! and the DelayOpenTimer runs.
 
-mod fsm_support;
 
-use fsm_support::*;
-use tortie_bgp::fsm::{Action, Down, Event, State, Stop, Timer};
+use crate::support::*;
+use tortie_bgp::fsm::{Action, ConnId, Down, Event, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;
 use tortie_bgp::wire::{Message, Notification};
 
@@ -25,7 +24,11 @@ fn connect_manual_stop_drops_the_attempt_and_goes_idle_for_good() {
     assert!(closed(&acts, id));
     assert!(nothing_sent(&acts), "no TCP yet, so no NOTIFICATION");
     assert!(timer_cleared(&acts, Timer::ConnectRetry));
-    assert_eq!(timer_set(&acts, Timer::IdleHold), None, "no automatic restart");
+    assert_eq!(
+        timer_set(&acts, Timer::IdleHold),
+        None,
+        "no automatic restart"
+    );
     assert!(downs(&acts).is_empty());
     assert_eq!(state_change(&acts), Some((State::Connect, State::Idle)));
     assert!(h.fire(Timer::ConnectRetry).is_empty());
@@ -35,7 +38,9 @@ fn connect_manual_stop_drops_the_attempt_and_goes_idle_for_good() {
 fn connect_automatic_stop_with_restart_delay_goes_idle_and_restarts_after_it() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_connect();
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: Some(secs(30)) });
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: Some(secs(30)),
+    });
     assert!(closed(&acts, id));
     assert_eq!(h.state(), State::Idle);
     assert_eq!(timer_set(&acts, Timer::IdleHold), Some(h.now + secs(30)));
@@ -47,7 +52,10 @@ fn connect_retry_expiry_drops_the_attempt_and_connects_again() {
     let first = h.start();
     let id = connect_of(&first).unwrap();
     let acts = h.fire_at_deadline(&first, Timer::ConnectRetry);
-    assert!(closed(&acts, id), "the attempt still in progress is abandoned");
+    assert!(
+        closed(&acts, id),
+        "the attempt still in progress is abandoned"
+    );
     let again = connect_of(&acts).expect("a new attempt");
     assert_ne!(again, id);
     let retry = timer_set(&acts, Timer::ConnectRetry).expect("ConnectRetryTimer restarted");
@@ -68,9 +76,16 @@ fn connect_tcp_connected_sends_open_arms_the_large_hold_timer_and_goes_open_sent
     assert!(timer_cleared(&acts, Timer::ConnectRetry));
     assert_eq!(kinds(&acts, id), ["OPEN"]);
     let open = open_sent(&acts, id);
-    assert_eq!((open.my_as, open.hold_time, open.bgp_id), (LOCAL_AS as u16, 90, LOCAL_ID));
+    assert_eq!(
+        (open.my_as, open.hold_time, open.bgp_id),
+        (LOCAL_AS as u16, 90, LOCAL_ID)
+    );
     assert_eq!(open.four_octet_as(), Some(LOCAL_AS));
-    assert_eq!(timer_set(&acts, Timer::Hold(id)), Some(h.now + OPEN_HOLD), "4 minutes");
+    assert_eq!(
+        timer_set(&acts, Timer::Hold(id)),
+        Some(h.now + OPEN_HOLD),
+        "4 minutes"
+    );
     assert_eq!(state_change(&acts), Some((State::Connect, State::OpenSent)));
 }
 
@@ -81,7 +96,10 @@ fn connect_tcp_connected_with_delay_open_arms_the_delay_open_timer_and_stays_con
     let acts = h.connected(id);
     assert!(nothing_sent(&acts), "OPEN waits");
     assert!(timer_cleared(&acts, Timer::ConnectRetry));
-    assert_eq!(timer_set(&acts, Timer::DelayOpen(id)), Some(h.now + secs(10)));
+    assert_eq!(
+        timer_set(&acts, Timer::DelayOpen(id)),
+        Some(h.now + secs(10))
+    );
     assert_eq!(h.state(), State::Connect);
 }
 
@@ -106,22 +124,48 @@ fn connect_open_received_while_delay_open_runs_sends_open_and_keepalive_and_goes
     assert!(timer_cleared(&acts, Timer::DelayOpen(id)));
     assert_eq!(kinds(&acts, id), ["OPEN", "KEEPALIVE"]);
     assert_eq!(timer_set(&acts, Timer::Hold(id)), Some(h.now + secs(90)));
-    assert!(jittered(h.now, timer_set(&acts, Timer::Keepalive(id)).unwrap(), secs(30)));
-    assert_eq!(state_change(&acts), Some((State::Connect, State::OpenConfirm)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::Keepalive(id)).unwrap(),
+        secs(30)
+    ));
+    assert_eq!(
+        state_change(&acts),
+        Some((State::Connect, State::OpenConfirm))
+    );
     // The DelayOpenTimer firing late changes nothing.
     assert!(h.fire(Timer::DelayOpen(id)).is_empty());
 }
 
 #[test]
-fn connect_failed_goes_idle_with_idle_hold() {
+fn connect_failed_goes_active_and_retries_on_the_connect_retry_timer() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_connect();
     let acts = h.handle(Event::ConnectFailed(id));
     assert_eq!(the_down(&acts), Down::ConnectFailed);
-    assert!(timer_cleared(&acts, Timer::ConnectRetry));
-    let idle = timer_set(&acts, Timer::IdleHold).expect("idle hold armed");
-    assert!(jittered(h.now, idle, secs(1)));
-    assert_eq!(state_change(&acts), Some((State::Connect, State::Idle)));
+    assert!(
+        timer_set(&acts, Timer::IdleHold).is_none(),
+        "a refused connect is not damped"
+    );
+    let retry = timer_set(&acts, Timer::ConnectRetry).expect("connect retry armed");
+    assert!(jittered(h.now, retry, secs(5)));
+    assert_eq!(state_change(&acts), Some((State::Connect, State::Active)));
+    let again = h.fire_at_deadline(&acts, Timer::ConnectRetry);
+    assert!(
+        connect_of(&again).is_some_and(|n| n != id),
+        "a fresh attempt"
+    );
+}
+
+#[test]
+fn connect_failed_still_accepts_the_peers_connection() {
+    let mut h = Harness::new(ebgp());
+    let id = h.reach_connect();
+    h.handle(Event::ConnectFailed(id));
+    let inbound = ConnId::inbound(1);
+    let acts = h.accepted(inbound);
+    assert_eq!(kinds(&acts, inbound), ["OPEN"]);
+    assert_eq!(h.state(), State::OpenSent);
 }
 
 #[test]
@@ -130,7 +174,7 @@ fn connect_tcp_closed_before_it_was_up_is_a_connect_failure() {
     let id = h.reach_connect();
     let acts = h.closed(id);
     assert_eq!(the_down(&acts), Down::ConnectFailed);
-    assert_eq!(h.state(), State::Idle);
+    assert_eq!(h.state(), State::Active);
 }
 
 #[test]
@@ -140,7 +184,11 @@ fn connect_tcp_fails_while_delay_open_runs_restarts_connect_retry_and_goes_activ
     h.connected(id);
     let acts = h.closed(id);
     assert!(timer_cleared(&acts, Timer::DelayOpen(id)));
-    assert!(jittered(h.now, timer_set(&acts, Timer::ConnectRetry).unwrap(), secs(5)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::ConnectRetry).unwrap(),
+        secs(5)
+    ));
     assert_eq!(state_change(&acts), Some((State::Connect, State::Active)));
     // And the ConnectRetryTimer brings it back to Connect.
     let acts = h.fire_at_deadline(&acts, Timer::ConnectRetry);
@@ -181,9 +229,16 @@ fn connect_open_error_while_delay_open_runs_sends_2_2_and_goes_idle() {
     let mut h = Harness::new(delay_open(secs(10)));
     let id = h.reach_connect();
     h.connected(id);
-    let acts = h.msg(id, &Message::Open(open_with(65000, 90, PEER_ID, peer_caps(65000))));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(65000, 90, PEER_ID, peer_caps(65000))),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (2, 2));
-    assert_eq!(kinds(&acts, id), ["NOTIFICATION"], "no OPEN of ours before the error");
+    assert_eq!(
+        kinds(&acts, id),
+        ["NOTIFICATION"],
+        "no OPEN of ours before the error"
+    );
     assert_eq!(h.state(), State::Idle);
 }
 
@@ -195,7 +250,10 @@ fn connect_notification_while_delay_open_runs_goes_idle_without_reply() {
     let acts = h.msg(id, &notification(2, 1, vec![0, 4]));
     assert!(nothing_sent(&acts));
     assert!(closed(&acts, id));
-    assert_eq!(the_down(&acts), Down::NotificationReceived(Notification::new(2, 1, vec![0, 4])));
+    assert_eq!(
+        the_down(&acts),
+        Down::NotificationReceived(Notification::new(2, 1, vec![0, 4]))
+    );
     assert_eq!(h.state(), State::Idle);
 }
 
@@ -217,7 +275,10 @@ fn connect_manual_stop_while_delay_open_runs_sends_cease() {
     let id = h.reach_connect();
     h.connected(id);
     let acts = h.stop(Stop::Shutdown(None));
-    assert_eq!(code_sub(&notification_sent(&acts, id)), (6, cease::ADMINISTRATIVE_SHUTDOWN));
+    assert_eq!(
+        code_sub(&notification_sent(&acts, id)),
+        (6, cease::ADMINISTRATIVE_SHUTDOWN)
+    );
     assert_eq!(h.state(), State::Idle);
 }
 

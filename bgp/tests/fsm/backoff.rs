@@ -2,20 +2,23 @@
 //! automatic restart doubles per consecutive failure up to a ceiling, with the jitter of
 //! section 10 (0.75..1.0 of the base), and starts over once a session stayed up long enough.
 
-mod fsm_support;
 
 use std::time::{Duration, Instant};
 
-use fsm_support::*;
-use tortie_bgp::fsm::{Action, Event, PeerConfig, State, Stop, Timer};
+use crate::support::*;
+use tortie_bgp::fsm::{Action, PeerConfig, State, Stop, Timer};
 
-/// Fails one connection attempt; returns the idle hold delay and moves the clock to its
-/// deadline. The first call starts the session (ManualStart); later ones fire the IdleHoldTimer
+/// Fails one session attempt (the peer refuses our OPEN); returns the idle hold delay and
+/// moves the clock to its deadline. The first call starts the session (ManualStart); later ones fire the IdleHoldTimer
 /// the previous failure armed (AutomaticStart).
 fn fail_once(h: &mut Harness) -> Duration {
-    let acts = if h.now == h.t0 { h.start() } else { h.fire(Timer::IdleHold) };
+    let acts = if h.now == h.t0 {
+        h.start()
+    } else {
+        h.fire(Timer::IdleHold)
+    };
     let id = connect_of(&acts).expect("connects out");
-    let acts = h.handle(Event::ConnectFailed(id));
+    let acts = h.fail_session(id);
     let at = timer_set(&acts, Timer::IdleHold).expect("idle hold armed");
     let delay = at - h.now;
     h.advance_to(at);
@@ -115,14 +118,18 @@ fn manual_start_resets_the_backoff() {
     h.stop(Stop::Shutdown(None));
     let acts = h.start();
     let id = connect_of(&acts).unwrap();
-    let acts = h.handle(Event::ConnectFailed(id));
+    let acts = h.fail_session(id);
     let d = timer_set(&acts, Timer::IdleHold).unwrap() - h.now;
     assert!(within(d, secs(1)), "{d:?}");
 }
 
 #[test]
 fn idle_hold_honours_configured_initial_and_max() {
-    let cfg = PeerConfig { idle_hold: secs(5), idle_hold_max: secs(12), ..ebgp() };
+    let cfg = PeerConfig {
+        idle_hold: secs(5),
+        idle_hold_max: secs(12),
+        ..ebgp()
+    };
     let mut h = Harness::new(cfg);
     for base in [5, 10, 12, 12] {
         let d = fail_once(&mut h);
@@ -131,7 +138,10 @@ fn idle_hold_honours_configured_initial_and_max() {
 }
 
 fn first_delays(seed: u64) -> Vec<Duration> {
-    let mut h = Harness::new(PeerConfig { jitter_seed: seed, ..ebgp() });
+    let mut h = Harness::new(PeerConfig {
+        jitter_seed: seed,
+        ..ebgp()
+    });
     (0..5).map(|_| fail_once(&mut h)).collect()
 }
 
@@ -146,7 +156,10 @@ fn jitter_is_deterministic_for_a_seed_and_differs_between_neighbouring_seeds() {
 fn jitter_spreads_over_the_whole_range() {
     let factors: Vec<f64> = (0..500u64)
         .map(|seed| {
-            let mut h = Harness::new(PeerConfig { jitter_seed: seed * 7919, ..ebgp() });
+            let mut h = Harness::new(PeerConfig {
+                jitter_seed: seed * 7919,
+                ..ebgp()
+            });
             fail_once(&mut h).as_secs_f64()
         })
         .collect();
@@ -176,7 +189,7 @@ fn the_session_never_reads_the_clock() {
         note(&acts);
         let id = connect_of(&acts).unwrap();
         h.advance(secs(3));
-        note(&h.handle(Event::ConnectFailed(id)));
+        note(&h.fail_session(id));
         offsets
     };
     let now = Instant::now();

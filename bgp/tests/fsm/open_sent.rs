@@ -1,9 +1,8 @@
 //! RFC 4271 section 8.2.2, OpenSent state: our OPEN is out, the peer's is awaited. OPEN checks
 //! of section 6.2 (with RFC 6286 and RFC 6793), FSM errors of RFC 6608.
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use tortie_bgp::fsm::{ConnId, Down, Event, PeerConfig, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;
 use tortie_bgp::wire::{Capability, Family, Message, Notification, RouteRefreshSubtype};
@@ -29,7 +28,11 @@ fn open_sent_manual_stop_sends_administrative_shutdown_with_the_message_and_goes
     assert!(closed(&acts, id));
     assert!(timer_cleared(&acts, Timer::Hold(id)));
     assert_eq!(the_down(&acts), Down::NotificationSent(n));
-    assert_eq!(timer_set(&acts, Timer::IdleHold), None, "stays down until the next start");
+    assert_eq!(
+        timer_set(&acts, Timer::IdleHold),
+        None,
+        "stays down until the next start"
+    );
     assert_eq!(state_change(&acts), Some((State::OpenSent, State::Idle)));
 }
 
@@ -37,8 +40,13 @@ fn open_sent_manual_stop_sends_administrative_shutdown_with_the_message_and_goes
 fn open_sent_automatic_stop_sends_max_prefixes_cease_and_restarts_after_the_delay() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: Some(secs(120)) });
-    assert_eq!(code_sub(&notification_sent(&acts, id)), (6, cease::MAX_PREFIXES));
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: Some(secs(120)),
+    });
+    assert_eq!(
+        code_sub(&notification_sent(&acts, id)),
+        (6, cease::MAX_PREFIXES)
+    );
     assert_eq!(timer_set(&acts, Timer::IdleHold), Some(h.now + secs(120)));
     let acts = h.fire_at_deadline(&acts, Timer::IdleHold);
     assert!(connect_of(&acts).is_some());
@@ -66,7 +74,11 @@ fn open_sent_tcp_fails_restarts_connect_retry_and_goes_active() {
     let acts = h.closed(id);
     assert!(nothing_sent(&acts));
     assert!(timer_cleared(&acts, Timer::Hold(id)));
-    assert!(jittered(h.now, timer_set(&acts, Timer::ConnectRetry).unwrap(), secs(5)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::ConnectRetry).unwrap(),
+        secs(5)
+    ));
     assert_eq!(the_down(&acts), Down::ConnectionClosed);
     assert_eq!(state_change(&acts), Some((State::OpenSent, State::Active)));
 }
@@ -92,9 +104,16 @@ fn open_sent_valid_open_sends_keepalive_arms_negotiated_timers_and_goes_open_con
     let acts = h.msg(id, &Message::Open(peer_open()));
     assert_eq!(kinds(&acts, id), ["KEEPALIVE"]);
     assert_eq!(timer_set(&acts, Timer::Hold(id)), Some(h.now + secs(90)));
-    assert!(jittered(h.now, timer_set(&acts, Timer::Keepalive(id)).unwrap(), secs(30)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::Keepalive(id)).unwrap(),
+        secs(30)
+    ));
     assert!(downs(&acts).is_empty());
-    assert_eq!(state_change(&acts), Some((State::OpenSent, State::OpenConfirm)));
+    assert_eq!(
+        state_change(&acts),
+        Some((State::OpenSent, State::OpenConfirm))
+    );
 }
 
 #[test]
@@ -136,7 +155,10 @@ fn open_sent_unsupported_version_sends_2_1_with_version_4_in_the_data() {
 fn open_sent_bad_peer_as_sends_2_2() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &Message::Open(open_with(64999, 90, PEER_ID, peer_caps(64999))));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(64999, 90, PEER_ID, peer_caps(64999))),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (2, 2));
     assert!(closed(&acts, id));
     assert_eq!(h.state(), State::Idle);
@@ -147,7 +169,15 @@ fn open_sent_bad_peer_as_in_the_4_octet_capability_sends_2_2() {
     // RFC 6793 section 4.1: the capability carries the real AS; My AS is AS_TRANS.
     let mut h = Harness::new(PeerConfig::new(LOCAL_AS, 4_200_000_001, LOCAL_ID));
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &Message::Open(open_with(4_200_000_002, 90, PEER_ID, peer_caps(4_200_000_002))));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(
+            4_200_000_002,
+            90,
+            PEER_ID,
+            peer_caps(4_200_000_002),
+        )),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (2, 2));
 }
 
@@ -165,7 +195,10 @@ fn open_sent_as_trans_without_the_4_octet_capability_is_a_bad_peer_as() {
 fn open_sent_same_bgp_identifier_on_ibgp_sends_2_3() {
     let mut h = Harness::new(ibgp());
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &Message::Open(open_with(LOCAL_AS, 90, LOCAL_ID, peer_caps(LOCAL_AS))));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(LOCAL_AS, 90, LOCAL_ID, peer_caps(LOCAL_AS))),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (2, 3));
     assert_eq!(h.state(), State::Idle);
 }
@@ -175,7 +208,10 @@ fn open_sent_same_bgp_identifier_on_ebgp_is_accepted() {
     // RFC 6286 section 2.2: identifiers only have to differ within an AS.
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
-    h.msg(id, &Message::Open(open_with(PEER_AS, 90, LOCAL_ID, peer_caps(PEER_AS))));
+    h.msg(
+        id,
+        &Message::Open(open_with(PEER_AS, 90, LOCAL_ID, peer_caps(PEER_AS))),
+    );
     assert_eq!(h.state(), State::OpenConfirm);
 }
 
@@ -183,7 +219,10 @@ fn open_sent_same_bgp_identifier_on_ebgp_is_accepted() {
 fn open_sent_zero_bgp_identifier_sends_2_3() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &Message::Open(open_with(PEER_AS, 90, 0u32.into(), peer_caps(PEER_AS))));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(PEER_AS, 90, 0u32.into(), peer_caps(PEER_AS))),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (2, 3));
 }
 
@@ -191,7 +230,10 @@ fn open_sent_zero_bgp_identifier_sends_2_3() {
 fn open_sent_hold_time_1_sends_2_6() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &Message::Open(open_with(PEER_AS, 1, PEER_ID, peer_caps(PEER_AS))));
+    let acts = h.msg(
+        id,
+        &Message::Open(open_with(PEER_AS, 1, PEER_ID, peer_caps(PEER_AS))),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (2, 6));
     assert_eq!(h.state(), State::Idle);
 }
@@ -217,7 +259,10 @@ fn open_sent_notification_received_goes_idle_without_reply() {
     let acts = h.msg(id, &notification(6, cease::CONNECTION_REJECTED, vec![]));
     assert!(nothing_sent(&acts), "a NOTIFICATION is never answered");
     assert!(closed(&acts, id));
-    assert_eq!(the_down(&acts), Down::NotificationReceived(Notification::new(6, 5, vec![])));
+    assert_eq!(
+        the_down(&acts),
+        Down::NotificationReceived(Notification::new(6, 5, vec![]))
+    );
     assert!(timer_set(&acts, Timer::IdleHold).is_some());
     assert_eq!(state_change(&acts), Some((State::OpenSent, State::Idle)));
 }
@@ -229,7 +274,10 @@ fn open_sent_notification_with_version_error_goes_idle() {
     let first = open_sent(&h.connected(id), id);
     let acts = h.msg(id, &notification(2, 1, vec![0, 3]));
     assert!(nothing_sent(&acts));
-    assert_eq!(the_down(&acts), Down::NotificationReceived(Notification::new(2, 1, vec![0, 3])));
+    assert_eq!(
+        the_down(&acts),
+        Down::NotificationReceived(Notification::new(2, 1, vec![0, 3]))
+    );
     assert_eq!(h.state(), State::Idle);
     // Our next OPEN is unchanged: a version error is no capability refusal.
     let acts = h.fire_at_deadline(&acts, Timer::IdleHold);
@@ -263,7 +311,10 @@ fn open_sent_update_is_an_fsm_error_5_1() {
 fn open_sent_route_refresh_is_an_fsm_error_5_1() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
-    let acts = h.msg(id, &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request));
+    let acts = h.msg(
+        id,
+        &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (5, 1));
 }
 
@@ -287,7 +338,12 @@ fn open_sent_second_connection_is_tracked_until_its_open() {
 fn open_sent_stale_timers_are_ignored() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
-    for t in [Timer::ConnectRetry, Timer::IdleHold, Timer::Keepalive(id), Timer::DelayOpen(id)] {
+    for t in [
+        Timer::ConnectRetry,
+        Timer::IdleHold,
+        Timer::Keepalive(id),
+        Timer::DelayOpen(id),
+    ] {
         assert!(h.fire(t).is_empty(), "{t:?}");
     }
     assert_eq!(h.state(), State::OpenSent);
@@ -297,7 +353,10 @@ fn open_sent_stale_timers_are_ignored() {
 fn open_sent_ignores_events_for_unknown_connections() {
     let mut h = Harness::new(ebgp());
     h.reach_open_sent();
-    let other = ConnId { inbound: false, n: 99 };
+    let other = ConnId {
+        inbound: false,
+        n: 99,
+    };
     assert!(h.data(other, &keepalive()).is_empty());
     assert!(h.closed(other).is_empty());
     assert!(h.handle(Event::ConnectFailed(other)).is_empty());
@@ -310,7 +369,10 @@ fn open_sent_open_with_unknown_capabilities_is_accepted() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_sent();
     let mut caps = peer_caps(PEER_AS);
-    caps.push(Capability::Unknown { code: 200, value: vec![1, 2, 3] });
+    caps.push(Capability::Unknown {
+        code: 200,
+        value: vec![1, 2, 3],
+    });
     h.msg(id, &Message::Open(open_with(PEER_AS, 90, PEER_ID, caps)));
     assert_eq!(h.state(), State::OpenConfirm);
 }

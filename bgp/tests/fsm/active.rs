@@ -1,9 +1,8 @@
 //! RFC 4271 section 8.2.2, Active state: listening for the peer, or its connection is up and
 //! the DelayOpenTimer runs.
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use tortie_bgp::fsm::{Action, ConnId, Down, PeerConfig, State, Stop, Timer};
 use tortie_bgp::wire::Message;
 use tortie_bgp::wire::notification::cease;
@@ -40,7 +39,9 @@ fn active_manual_stop_goes_idle_and_stops_listening() {
 fn active_automatic_stop_goes_idle() {
     let mut h = Harness::new(passive());
     h.start();
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: Some(secs(60)) });
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: Some(secs(60)),
+    });
     assert_eq!(timer_set(&acts, Timer::IdleHold), Some(h.now + secs(60)));
     assert_eq!(h.state(), State::Idle);
 }
@@ -76,17 +77,26 @@ fn active_inbound_connection_sends_open_and_goes_open_sent() {
 
 #[test]
 fn active_inbound_connection_with_delay_open_arms_the_timer_and_stays_active() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     let acts = h.accepted(IN);
     assert!(nothing_sent(&acts));
-    assert_eq!(timer_set(&acts, Timer::DelayOpen(IN)), Some(h.now + secs(5)));
+    assert_eq!(
+        timer_set(&acts, Timer::DelayOpen(IN)),
+        Some(h.now + secs(5))
+    );
     assert_eq!(h.state(), State::Active);
 }
 
 #[test]
 fn active_delay_open_expiry_sends_open_and_goes_open_sent() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     let acts = h.accepted(IN);
     let acts = h.fire_at_deadline(&acts, Timer::DelayOpen(IN));
@@ -97,30 +107,45 @@ fn active_delay_open_expiry_sends_open_and_goes_open_sent() {
 
 #[test]
 fn active_open_received_while_delay_open_runs_sends_open_and_keepalive_and_goes_open_confirm() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     h.accepted(IN);
     let acts = h.msg(IN, &Message::Open(peer_open()));
     assert_eq!(kinds(&acts, IN), ["OPEN", "KEEPALIVE"]);
     assert!(timer_cleared(&acts, Timer::DelayOpen(IN)));
-    assert_eq!(state_change(&acts), Some((State::Active, State::OpenConfirm)));
+    assert_eq!(
+        state_change(&acts),
+        Some((State::Active, State::OpenConfirm))
+    );
 }
 
 #[test]
 fn active_tcp_fails_while_delay_open_runs_goes_idle_with_idle_hold() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     h.accepted(IN);
     let acts = h.closed(IN);
     assert!(timer_cleared(&acts, Timer::DelayOpen(IN)));
     assert_eq!(the_down(&acts), Down::ConnectionClosed);
-    assert!(timer_set(&acts, Timer::IdleHold).is_some(), "peer oscillation damping");
+    assert!(
+        timer_set(&acts, Timer::IdleHold).is_some(),
+        "peer oscillation damping"
+    );
     assert_eq!(state_change(&acts), Some((State::Active, State::Idle)));
 }
 
 #[test]
 fn active_header_error_while_delay_open_runs_sends_1_1_and_goes_idle() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     h.accepted(IN);
     let mut bad = keepalive();
@@ -132,31 +157,48 @@ fn active_header_error_while_delay_open_runs_sends_1_1_and_goes_idle() {
 
 #[test]
 fn active_open_error_while_delay_open_runs_sends_2_6_and_goes_idle() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     h.accepted(IN);
-    let acts = h.msg(IN, &Message::Open(open_with(PEER_AS, 2, PEER_ID, peer_caps(PEER_AS))));
+    let acts = h.msg(
+        IN,
+        &Message::Open(open_with(PEER_AS, 2, PEER_ID, peer_caps(PEER_AS))),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, IN)), (2, 6));
     assert_eq!(h.state(), State::Idle);
 }
 
 #[test]
 fn active_notification_while_delay_open_runs_goes_idle() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     h.accepted(IN);
     let acts = h.msg(IN, &notification(6, cease::CONNECTION_REJECTED, vec![]));
     assert!(nothing_sent(&acts));
-    assert!(matches!(the_down(&acts), Down::NotificationReceived(n) if n.subcode == cease::CONNECTION_REJECTED));
+    assert!(
+        matches!(the_down(&acts), Down::NotificationReceived(n) if n.subcode == cease::CONNECTION_REJECTED)
+    );
     assert_eq!(h.state(), State::Idle);
 }
 
 #[test]
 fn active_update_while_delay_open_runs_is_an_fsm_error_and_goes_idle() {
-    let mut h = Harness::new(PeerConfig { passive: true, ..delay_open(secs(5)) });
+    let mut h = Harness::new(PeerConfig {
+        passive: true,
+        ..delay_open(secs(5))
+    });
     h.start();
     h.accepted(IN);
-    let acts = h.data(IN, &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()));
+    let acts = h.data(
+        IN,
+        &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, IN)), (5, 0));
     assert_eq!(h.state(), State::Idle);
 }

@@ -1,9 +1,8 @@
 //! RFC 4271 section 8.2.2, OpenConfirm state: both OPENs exchanged, the peer's KEEPALIVE is
 //! awaited.
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use tortie_bgp::fsm::{Down, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;
 use tortie_bgp::wire::{Family, Message, Notification, RouteRefreshSubtype};
@@ -34,8 +33,13 @@ fn open_confirm_manual_stop_sends_administrative_shutdown_and_goes_idle() {
 fn open_confirm_automatic_stop_without_restart_delay_sends_cease_1_and_stays_down() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_confirm();
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: None });
-    assert_eq!(code_sub(&notification_sent(&acts, id)), (6, cease::MAX_PREFIXES));
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: None,
+    });
+    assert_eq!(
+        code_sub(&notification_sent(&acts, id)),
+        (6, cease::MAX_PREFIXES)
+    );
     assert_eq!(timer_set(&acts, Timer::IdleHold), None);
     assert_eq!(h.state(), State::Idle);
     assert_eq!(h.accepted(IN), vec![tortie_bgp::fsm::Action::Close(IN)]);
@@ -61,7 +65,11 @@ fn open_confirm_keepalive_timer_expiry_sends_keepalive_and_rearms() {
     let acts = h.msg(id, &Message::Open(peer_open()));
     let acts = h.fire_at_deadline(&acts, Timer::Keepalive(id));
     assert_eq!(kinds(&acts, id), ["KEEPALIVE"]);
-    assert!(jittered(h.now, timer_set(&acts, Timer::Keepalive(id)).unwrap(), secs(30)));
+    assert!(jittered(
+        h.now,
+        timer_set(&acts, Timer::Keepalive(id)).unwrap(),
+        secs(30)
+    ));
     assert_eq!(h.state(), State::OpenConfirm);
 }
 
@@ -82,7 +90,10 @@ fn open_confirm_notification_goes_idle() {
     let id = h.reach_open_confirm();
     let acts = h.msg(id, &notification(6, cease::OUT_OF_RESOURCES, vec![]));
     assert!(nothing_sent(&acts));
-    assert_eq!(the_down(&acts), Down::NotificationReceived(Notification::new(6, 8, vec![])));
+    assert_eq!(
+        the_down(&acts),
+        Down::NotificationReceived(Notification::new(6, 8, vec![]))
+    );
     assert_eq!(h.state(), State::Idle);
 }
 
@@ -104,16 +115,25 @@ fn open_confirm_keepalive_goes_established_and_reports_what_was_negotiated() {
     let acts = h.data(id, &keepalive());
     assert!(nothing_sent(&acts));
     let n = established(&acts).expect("Established action");
-    assert_eq!((n.peer_as, n.peer_id, n.hold_time, n.keepalive), (PEER_AS, PEER_ID, 90, 30));
+    assert_eq!(
+        (n.peer_as, n.peer_id, n.hold_time, n.keepalive),
+        (PEER_AS, PEER_ID, 90, 30)
+    );
     assert_eq!(h.session.negotiated(), Some(&n));
-    assert_eq!(state_change(&acts), Some((State::OpenConfirm, State::Established)));
+    assert_eq!(
+        state_change(&acts),
+        Some((State::OpenConfirm, State::Established))
+    );
 }
 
 #[test]
 fn open_confirm_update_is_an_fsm_error_5_2() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_confirm();
-    let acts = h.data(id, &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()));
+    let acts = h.data(
+        id,
+        &enc_with(&Message::Update(announce("198.19.0.0/26")), &as4_ctx()),
+    );
     let n = notification_sent(&acts, id);
     assert_eq!(code_sub(&n), (5, 2));
     assert!(updates(&acts).is_empty());
@@ -125,7 +145,10 @@ fn open_confirm_update_is_an_fsm_error_5_2() {
 fn open_confirm_route_refresh_is_an_fsm_error_5_2() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_open_confirm();
-    let acts = h.msg(id, &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request));
+    let acts = h.msg(
+        id,
+        &route_refresh(Family::Ipv4Unicast, RouteRefreshSubtype::Request),
+    );
     assert_eq!(code_sub(&notification_sent(&acts, id)), (5, 2));
 }
 

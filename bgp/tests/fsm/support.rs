@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 use tortie_bgp::fsm::{Action, ConnId, Down, Event, PeerConfig, Session, State, Stop, Timer};
 use tortie_bgp::wire::{
-    self, AfiSafi, AsPath, Attributes, Capability, Ctx, Family, Message, Nlri, Notification, Open, Origin,
-    RouteRefresh, RouteRefreshSubtype, Update,
+    self, AfiSafi, AsPath, Attributes, Capability, Ctx, Family, Message, Nlri, Notification, Open,
+    Origin, RouteRefresh, RouteRefreshSubtype, Update,
 };
 
 pub const LOCAL_AS: u32 = 64512;
@@ -20,7 +20,10 @@ pub const PEER_ID: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 pub const OPEN_HOLD: Duration = Duration::from_secs(240);
 
 /// The inbound connection id the tests hand to [`Event::Accepted`].
-pub const IN: ConnId = ConnId { inbound: true, n: 7 };
+pub const IN: ConnId = ConnId {
+    inbound: true,
+    n: 7,
+};
 
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -37,11 +40,17 @@ pub fn ibgp() -> PeerConfig {
 }
 
 pub fn passive() -> PeerConfig {
-    PeerConfig { passive: true, ..ebgp() }
+    PeerConfig {
+        passive: true,
+        ..ebgp()
+    }
 }
 
 pub fn delay_open(d: Duration) -> PeerConfig {
-    PeerConfig { delay_open: Some(d), ..ebgp() }
+    PeerConfig {
+        delay_open: Some(d),
+        ..ebgp()
+    }
 }
 
 /// One session and the simulated clock that drives it. The session never reads a clock: each
@@ -55,7 +64,11 @@ pub struct Harness {
 impl Harness {
     pub fn new(cfg: PeerConfig) -> Self {
         let t0 = Instant::now();
-        Harness { session: Session::new(cfg), t0, now: t0 }
+        Harness {
+            session: Session::new(cfg),
+            t0,
+            now: t0,
+        }
     }
 
     pub fn state(&self) -> State {
@@ -161,8 +174,14 @@ impl Harness {
     }
 
     /// A failure that leaves the session in Idle with the idle hold armed; returns the actions.
-    pub fn fail_connect(&mut self, id: ConnId) -> Vec<Action> {
-        let acts = self.handle(Event::ConnectFailed(id));
+    /// A session failure after TCP came up: our connection `id` (still connecting) comes up,
+    /// and the peer answers our OPEN with NOTIFICATION Cease / Out of Resources.
+    pub fn fail_session(&mut self, id: ConnId) -> Vec<Action> {
+        self.connected(id);
+        let acts = self.msg(
+            id,
+            &Message::Notification(tortie_bgp::wire::Notification::new(6, 8, Vec::new())),
+        );
         assert_eq!(self.state(), State::Idle);
         acts
     }
@@ -212,7 +231,11 @@ pub fn notification(code: u8, subcode: u8, data: Vec<u8>) -> Message {
 }
 
 pub fn route_refresh(family: Family, subtype: RouteRefreshSubtype) -> Message {
-    Message::RouteRefresh(RouteRefresh { afi: family.afi(), safi: family.safi(), subtype })
+    Message::RouteRefresh(RouteRefresh {
+        afi: family.afi(),
+        safi: family.safi(),
+        subtype,
+    })
 }
 
 /// An UPDATE announcing `prefix` from [`PEER_AS`] via 198.18.1.2.
@@ -233,7 +256,10 @@ pub fn announce(prefix: &str) -> Update {
 /// The negotiated context of a session between [`peer_caps`] and the default local
 /// capabilities: 4-octet AS on, nothing else.
 pub fn as4_ctx() -> Ctx {
-    Ctx { as4: true, ..Ctx::default() }
+    Ctx {
+        as4: true,
+        ..Ctx::default()
+    }
 }
 
 /// A raw UPDATE from its fields (withdrawn, attributes, NLRI), for malformed ones.
@@ -273,7 +299,9 @@ pub fn sent_with(acts: &[Action], id: ConnId, ctx: &Ctx) -> Vec<Message> {
             }
             let mut rest = &bytes[..];
             while !rest.is_empty() {
-                let len = wire::frame_len(rest, ctx).expect("we frame correctly").expect("whole messages");
+                let len = wire::frame_len(rest, ctx)
+                    .expect("we frame correctly")
+                    .expect("whole messages");
                 out.push(wire::decode(&rest[..len], ctx).expect("we send valid messages"));
                 rest = &rest[len..];
             }
@@ -340,11 +368,13 @@ pub fn timer_set(acts: &[Action], t: Timer) -> Option<Instant> {
 }
 
 pub fn timer_cleared(acts: &[Action], t: Timer) -> bool {
-    acts.iter().any(|a| matches!(a, Action::ClearTimer(x) if *x == t))
+    acts.iter()
+        .any(|a| matches!(a, Action::ClearTimer(x) if *x == t))
 }
 
 pub fn closed(acts: &[Action], id: ConnId) -> bool {
-    acts.iter().any(|a| matches!(a, Action::Close(x) if *x == id))
+    acts.iter()
+        .any(|a| matches!(a, Action::Close(x) if *x == id))
 }
 
 pub fn connect_of(acts: &[Action]) -> Option<ConnId> {

@@ -1,8 +1,7 @@
 //! RFC 4271 section 8.2.2, Idle state, with the idle hold of DampPeerOscillations.
 
-mod fsm_support;
 
-use fsm_support::*;
+use crate::support::*;
 use tortie_bgp::fsm::{Action, ConnId, Down, Event, State, Stop, Timer};
 
 #[test]
@@ -19,7 +18,10 @@ fn idle_manual_start_connects_out_arms_connect_retry_and_goes_connect() {
     let id = connect_of(&acts).expect("a connection attempt");
     assert!(!id.inbound);
     let retry = timer_set(&acts, Timer::ConnectRetry).expect("ConnectRetryTimer armed");
-    assert!(jittered(h.now, retry, secs(5)), "connect retry is 5 s jittered");
+    assert!(
+        jittered(h.now, retry, secs(5)),
+        "connect retry is 5 s jittered"
+    );
     assert!(nothing_sent(&acts));
     assert_eq!(state_change(&acts), Some((State::Idle, State::Connect)));
 }
@@ -48,7 +50,9 @@ fn idle_manual_stop_is_ignored() {
 #[test]
 fn idle_automatic_stop_is_ignored() {
     let mut h = Harness::new(ebgp());
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: Some(secs(30)) });
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: Some(secs(30)),
+    });
     assert_eq!(h.state(), State::Idle);
     assert!(acts.is_empty(), "{acts:#?}");
 }
@@ -57,11 +61,16 @@ fn idle_automatic_stop_is_ignored() {
 fn idle_automatic_stop_during_idle_hold_neither_cancels_nor_moves_the_automatic_start() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_connect();
-    let failed = h.fail_connect(id);
-    let acts = h.stop(Stop::MaxPrefixes { restart_after: None });
+    let failed = h.fail_session(id);
+    let acts = h.stop(Stop::MaxPrefixes {
+        restart_after: None,
+    });
     assert!(acts.is_empty(), "{acts:#?}");
     let acts = h.fire_at_deadline(&failed, Timer::IdleHold);
-    assert!(connect_of(&acts).is_some(), "the automatic start still happens");
+    assert!(
+        connect_of(&acts).is_some(),
+        "the automatic start still happens"
+    );
 }
 
 #[test]
@@ -75,8 +84,17 @@ fn idle_refuses_inbound_connections_before_start() {
 #[test]
 fn idle_ignores_timers_tcp_events_and_data_before_start() {
     let mut h = Harness::new(ebgp());
-    let out = ConnId { inbound: false, n: 0 };
-    for t in [Timer::ConnectRetry, Timer::IdleHold, Timer::Hold(out), Timer::Keepalive(out), Timer::DelayOpen(out)] {
+    let out = ConnId {
+        inbound: false,
+        n: 0,
+    };
+    for t in [
+        Timer::ConnectRetry,
+        Timer::IdleHold,
+        Timer::Hold(out),
+        Timer::Keepalive(out),
+        Timer::DelayOpen(out),
+    ] {
         let acts = h.fire(t);
         assert!(acts.is_empty(), "{t:?}: {acts:#?}");
     }
@@ -92,8 +110,8 @@ fn idle_ignores_timers_tcp_events_and_data_before_start() {
 fn idle_hold_expiry_is_an_automatic_start_that_connects_out() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_connect();
-    let failed = h.fail_connect(id);
-    assert_eq!(the_down(&failed), Down::ConnectFailed);
+    let failed = h.fail_session(id);
+    assert!(matches!(the_down(&failed), Down::NotificationReceived(_)));
     let acts = h.fire_at_deadline(&failed, Timer::IdleHold);
     let next = connect_of(&acts).expect("AutomaticStart connects out");
     assert_ne!(next, id, "a fresh connection id");
@@ -108,7 +126,10 @@ fn idle_hold_expiry_of_a_passive_peer_goes_active_without_connecting() {
     h.accepted(IN);
     let failed = h.closed(IN); // OpenSent, TcpConnectionFails: Active
     assert_eq!(h.state(), State::Active);
-    assert!(timer_set(&failed, Timer::ConnectRetry).is_none(), "passive: no retry timer");
+    assert!(
+        timer_set(&failed, Timer::ConnectRetry).is_none(),
+        "passive: no retry timer"
+    );
     // Now an error that goes to Idle: hold timer expiry in OpenSent.
     let acts = h.accepted(IN);
     let acts = h.fire_at_deadline(&acts, Timer::Hold(IN));
@@ -122,7 +143,7 @@ fn idle_hold_expiry_of_a_passive_peer_goes_active_without_connecting() {
 fn idle_hold_refuses_inbound_connections() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_connect();
-    h.fail_connect(id);
+    h.fail_session(id);
     let acts = h.accepted(IN);
     assert_eq!(acts, vec![Action::Close(IN)]);
     assert_eq!(h.state(), State::Idle);
@@ -132,7 +153,7 @@ fn idle_hold_refuses_inbound_connections() {
 fn idle_manual_start_during_idle_hold_starts_at_once() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_connect();
-    h.fail_connect(id);
+    h.fail_session(id);
     let acts = h.start();
     assert!(connect_of(&acts).is_some());
     assert!(timer_cleared(&acts, Timer::IdleHold));
@@ -143,7 +164,7 @@ fn idle_manual_start_during_idle_hold_starts_at_once() {
 fn idle_manual_stop_during_idle_hold_cancels_the_automatic_start() {
     let mut h = Harness::new(ebgp());
     let id = h.reach_connect();
-    let failed = h.fail_connect(id);
+    let failed = h.fail_session(id);
     let acts = h.stop(Stop::Shutdown(None));
     assert!(timer_cleared(&acts, Timer::IdleHold));
     assert!(nothing_sent(&acts));
