@@ -53,6 +53,7 @@ pub mod frr;
 pub mod gobgp;
 pub mod netns;
 pub mod process;
+pub mod tortie;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
