@@ -42,7 +42,12 @@ impl ConnIo {
         let queued = Arc::new(AtomicUsize::new(0));
         tokio::spawn(write_loop(write, rx, queued.clone()));
         let reader = tokio::spawn(read_loop(id, read, events));
-        ConnIo { writer: Some(tx), queued, reader, local }
+        ConnIo {
+            writer: Some(tx),
+            queued,
+            reader,
+            local,
+        }
     }
 
     /// Queues bytes for writing; never blocks.
@@ -67,7 +72,11 @@ impl ConnIo {
     }
 }
 
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>, queued: Arc<AtomicUsize>) {
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+) {
     while let Some(b) = rx.recv().await {
         let len = b.len();
         let res = w.write_all(&b).await;
@@ -89,12 +98,18 @@ async fn read_loop(id: ConnId, mut r: OwnedReadHalf, events: mpsc::Sender<ConnEv
                 return;
             }
             Ok(_) => {
-                if events.send(ConnEvent::Data(id, buf.split().freeze())).await.is_err() {
+                if events
+                    .send(ConnEvent::Data(id, buf.split().freeze()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
             Err(e) => {
-                let _ = events.send(ConnEvent::Closed(id, Some(e.to_string()))).await;
+                let _ = events
+                    .send(ConnEvent::Closed(id, Some(e.to_string())))
+                    .await;
                 return;
             }
         }

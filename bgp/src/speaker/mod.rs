@@ -60,7 +60,8 @@ impl PeerSpec {
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
             IpAddr::V6(a) => a.octets(),
         };
-        session.jitter_seed ^= u128::from_be_bytes(octets) as u64 ^ (u128::from_be_bytes(octets) >> 64) as u64;
+        session.jitter_seed ^=
+            u128::from_be_bytes(octets) as u64 ^ (u128::from_be_bytes(octets) >> 64) as u64;
         PeerSpec {
             name: address.to_string(),
             kind: "global".into(),
@@ -105,9 +106,19 @@ pub struct PeerStatus {
 /// What subscribers hear about ([`Speaker::subscribe`]); lossy for slow subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpeakerEvent {
-    State { peer: IpAddr, from: State, to: State },
-    Down { peer: IpAddr, reason: String },
-    Routes { peer: IpAddr, update_count: usize },
+    State {
+        peer: IpAddr,
+        from: State,
+        to: State,
+    },
+    Down {
+        peer: IpAddr,
+        reason: String,
+    },
+    Routes {
+        peer: IpAddr,
+        update_count: usize,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +176,14 @@ impl Speaker {
             peer_tx,
         };
         let task = tokio::spawn(router.run(cmd_rx, peer_rx));
-        Ok((Speaker { cmd: cmd_tx, events, listen }, task))
+        Ok((
+            Speaker {
+                cmd: cmd_tx,
+                events,
+                listen,
+            },
+            task,
+        ))
     }
 
     pub fn listen_addrs(&self) -> &[SocketAddr] {
@@ -176,9 +194,15 @@ impl Speaker {
         self.events.subscribe()
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SpeakerError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SpeakerError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(make(tx)).await.map_err(|_| SpeakerError::Stopped)?;
+        self.cmd
+            .send(make(tx))
+            .await
+            .map_err(|_| SpeakerError::Stopped)?;
         rx.await.map_err(|_| SpeakerError::Stopped)
     }
 
@@ -194,11 +218,17 @@ impl Speaker {
 
     /// Announces prefixes of this node to every peer.
     pub async fn originate(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
-        self.cmd.send(Command::Originate(prefixes)).await.map_err(|_| SpeakerError::Stopped)
+        self.cmd
+            .send(Command::Originate(prefixes))
+            .await
+            .map_err(|_| SpeakerError::Stopped)
     }
 
     pub async fn withdraw(&self, prefixes: Vec<IpNet>) -> Result<(), SpeakerError> {
-        self.cmd.send(Command::Withdraw(prefixes)).await.map_err(|_| SpeakerError::Stopped)
+        self.cmd
+            .send(Command::Withdraw(prefixes))
+            .await
+            .map_err(|_| SpeakerError::Stopped)
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerStatus>, SpeakerError> {
@@ -206,12 +236,18 @@ impl Speaker {
     }
 
     /// What a peer announced; `None` for an unknown peer.
-    pub async fn adj_rib_in(&self, peer: IpAddr) -> Result<Option<Vec<ReceivedRoute>>, SpeakerError> {
+    pub async fn adj_rib_in(
+        &self,
+        peer: IpAddr,
+    ) -> Result<Option<Vec<ReceivedRoute>>, SpeakerError> {
         self.ask(|tx| Command::AdjRibIn(peer, tx)).await
     }
 
     pub async fn request_refresh(&self, peer: IpAddr, family: Family) -> Result<(), SpeakerError> {
-        self.cmd.send(Command::Refresh(peer, family)).await.map_err(|_| SpeakerError::Stopped)
+        self.cmd
+            .send(Command::Refresh(peer, family))
+            .await
+            .map_err(|_| SpeakerError::Stopped)
     }
 
     /// Stops every session with Cease / Administrative Shutdown and `message`, then the router.
@@ -244,8 +280,14 @@ pub(crate) struct PeerEvent {
 }
 
 pub(crate) enum PeerEventKind {
-    State { from: State, to: State },
-    Established { negotiated: Box<Negotiated>, local: Option<SocketAddr> },
+    State {
+        from: State,
+        to: State,
+    },
+    Established {
+        negotiated: Box<Negotiated>,
+        local: Option<SocketAddr>,
+    },
     Down(Down),
     Update(Update),
     RouteRefresh(crate::wire::RouteRefresh),
@@ -275,7 +317,11 @@ struct Router {
 }
 
 impl Router {
-    async fn run(mut self, mut cmd: mpsc::Receiver<Command>, mut from_peers: mpsc::Receiver<PeerEvent>) {
+    async fn run(
+        mut self,
+        mut cmd: mpsc::Receiver<Command>,
+        mut from_peers: mpsc::Receiver<PeerEvent>,
+    ) {
         loop {
             tokio::select! {
                 c = cmd.recv() => match c {
@@ -297,7 +343,10 @@ impl Router {
 
     async fn shutdown(&mut self, message: Option<String>) {
         for entry in self.peers.values() {
-            let _ = entry.ctl.send(PeerCmd::Stop(Stop::Shutdown(message.clone()))).await;
+            let _ = entry
+                .ctl
+                .send(PeerCmd::Stop(Stop::Shutdown(message.clone())))
+                .await;
         }
         for (_, entry) in self.peers.drain() {
             drop(entry.ctl);
@@ -327,11 +376,17 @@ impl Router {
                 let _ = reply.send(found);
             }
             Command::Originate(prefixes) => {
-                let new: Vec<IpNet> = prefixes.into_iter().filter(|p| self.originated.insert(*p)).collect();
+                let new: Vec<IpNet> = prefixes
+                    .into_iter()
+                    .filter(|p| self.originated.insert(*p))
+                    .collect();
                 self.advertise_all(&new, false).await;
             }
             Command::Withdraw(prefixes) => {
-                let gone: Vec<IpNet> = prefixes.into_iter().filter(|p| self.originated.remove(p)).collect();
+                let gone: Vec<IpNet> = prefixes
+                    .into_iter()
+                    .filter(|p| self.originated.remove(p))
+                    .collect();
                 self.advertise_all(&gone, true).await;
             }
             Command::Peers(reply) => {
@@ -366,7 +421,9 @@ impl Router {
                 Some(e) => {
                     let _ = e.ctl.send(PeerCmd::Accepted(stream)).await;
                 }
-                None => info!(%remote, "connection from an address that is not a configured peer; closed"),
+                None => {
+                    info!(%remote, "connection from an address that is not a configured peer; closed")
+                }
             },
             Command::Shutdown(..) => {}
         }
@@ -376,13 +433,18 @@ impl Router {
         if self.peers.contains_key(&spec.address) {
             return Err(SpeakerError::DuplicatePeer(spec.address));
         }
-        for l in self.listeners.iter().filter(|l| l.local_addr().is_ipv4() == spec.address.is_ipv4()) {
+        for l in self
+            .listeners
+            .iter()
+            .filter(|l| l.local_addr().is_ipv4() == spec.address.is_ipv4())
+        {
             l.set_md5(spec.address, spec.md5.as_ref())?;
             l.set_ttl_policy(spec.address, spec.ttl)?;
         }
         let (ctl_tx, ctl_rx) = mpsc::channel(64);
         let (routes_tx, routes_rx) = mpsc::channel(64);
-        let task = tokio::spawn(PeerTask::new(spec.clone(), self.peer_tx.clone()).run(ctl_rx, routes_rx));
+        let task =
+            tokio::spawn(PeerTask::new(spec.clone(), self.peer_tx.clone()).run(ctl_rx, routes_rx));
         let _ = ctl_tx.send(PeerCmd::Start).await;
         info!(peer = %spec.address, name = %spec.name, kind = %spec.kind, peer_as = spec.session.peer_as, passive = spec.session.passive, "peer added");
         self.peers.insert(
@@ -415,18 +477,34 @@ impl Router {
         }
     }
 
-    async fn advertise(&mut self, addr: IpAddr, prefixes: &[IpNet], withdraw: bool, end_of_rib: bool) {
+    async fn advertise(
+        &mut self,
+        addr: IpAddr,
+        prefixes: &[IpNet],
+        withdraw: bool,
+        end_of_rib: bool,
+    ) {
         let local_as = self.cfg.local_as;
-        let Some(e) = self.peers.get_mut(&addr) else { return };
-        let Some(negotiated) = e.negotiated.as_deref() else { return };
-        let (mut updates, unsendable) =
-            match routes::updates_for_peer(prefixes, withdraw, local_as, negotiated, e.local, e.spec.next_hop_self) {
-                Ok(x) => x,
-                Err(err) => {
-                    warn!(peer = %addr, error = %err, "cannot build UPDATEs");
-                    return;
-                }
-            };
+        let Some(e) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        let Some(negotiated) = e.negotiated.as_deref() else {
+            return;
+        };
+        let (mut updates, unsendable) = match routes::updates_for_peer(
+            prefixes,
+            withdraw,
+            local_as,
+            negotiated,
+            e.local,
+            e.spec.next_hop_self,
+        ) {
+            Ok(x) => x,
+            Err(err) => {
+                warn!(peer = %addr, error = %err, "cannot build UPDATEs");
+                return;
+            }
+        };
         if !unsendable.is_empty() {
             warn!(peer = %addr, prefixes = ?unsendable, "no next hop of the right family or family not negotiated; not sent");
         }
@@ -446,12 +524,18 @@ impl Router {
 
     async fn peer_event(&mut self, ev: PeerEvent) {
         let addr = ev.peer;
-        let Some(e) = self.peers.get_mut(&addr) else { return };
+        let Some(e) = self.peers.get_mut(&addr) else {
+            return;
+        };
         match ev.kind {
             PeerEventKind::State { from, to } => {
                 e.state = to;
                 e.since = SystemTime::now();
-                let _ = self.events.send(SpeakerEvent::State { peer: addr, from, to });
+                let _ = self.events.send(SpeakerEvent::State {
+                    peer: addr,
+                    from,
+                    to,
+                });
             }
             PeerEventKind::Established { negotiated, local } => {
                 e.negotiated = Some(negotiated);
@@ -475,7 +559,10 @@ impl Router {
                 if u.treat_as_withdraw() || u.worst_action().is_some() {
                     warn!(peer = %addr, errors = ?u.errors, "malformed UPDATE handled per RFC 7606");
                 }
-                let _ = self.events.send(SpeakerEvent::Routes { peer: addr, update_count: 1 });
+                let _ = self.events.send(SpeakerEvent::Routes {
+                    peer: addr,
+                    update_count: 1,
+                });
             }
             PeerEventKind::RouteRefresh(rr) => {
                 if rr.subtype == RouteRefreshSubtype::Request {

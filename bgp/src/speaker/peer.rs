@@ -62,11 +62,19 @@ impl PeerTask {
             && self.conns.values().all(|c| c.queued() < WRITE_HIGH_WATER)
     }
 
-    pub async fn run(mut self, mut ctl: mpsc::Receiver<PeerCmd>, mut routes: mpsc::Receiver<Vec<Update>>) {
+    pub async fn run(
+        mut self,
+        mut ctl: mpsc::Receiver<PeerCmd>,
+        mut routes: mpsc::Receiver<Vec<Update>>,
+    ) {
         loop {
             let deadline = self.timers.values().min().copied();
             let sleep = tokio::time::sleep_until(
-                deadline.map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600)),
+                deadline
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| {
+                        tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
+                    }),
             );
             let take_routes = self.established_queue_ok();
             tokio::select! {
@@ -93,13 +101,16 @@ impl PeerTask {
             PeerCmd::Accepted(stream) => {
                 let id = ConnId::inbound(self.next_inbound);
                 self.next_inbound = self.next_inbound.wrapping_add(1);
-                self.conns.insert(id, ConnIo::start(id, stream, self.conn_tx.clone()));
+                self.conns
+                    .insert(id, ConnIo::start(id, stream, self.conn_tx.clone()));
                 self.step(Event::Accepted(id)).await;
             }
             PeerCmd::RequestRefresh(family) => {
                 match self.session.request_route_refresh(family, Instant::now()) {
                     Ok(actions) => self.execute(actions).await,
-                    Err(e) => debug!(peer = %self.spec.address, error = %e, "route refresh not sent"),
+                    Err(e) => {
+                        debug!(peer = %self.spec.address, error = %e, "route refresh not sent")
+                    }
                 }
             }
         }
@@ -117,7 +128,8 @@ impl PeerTask {
             ConnEvent::Connected(id, stream) => {
                 self.connecting.remove(&id);
                 self.timeouts = 0;
-                self.conns.insert(id, ConnIo::start(id, stream, self.conn_tx.clone()));
+                self.conns
+                    .insert(id, ConnIo::start(id, stream, self.conn_tx.clone()));
                 self.step(Event::Connected(id)).await;
             }
             ConnEvent::ConnectFailed(id, why, timed_out) => {
@@ -140,7 +152,12 @@ impl PeerTask {
 
     async fn fire_timers(&mut self) {
         let now = Instant::now();
-        let due: Vec<Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
+        let due: Vec<Timer> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| *t)
+            .collect();
         for t in due {
             self.timers.remove(&t);
             self.step(Event::Timer(t)).await;
@@ -183,7 +200,8 @@ impl PeerTask {
                     // The session closed every other connection before reporting this.
                     let local = self.conns.values().find_map(|c| c.local);
                     info!(peer = %self.spec.address, hold = negotiated.hold_time, families = ?negotiated.families, "session established");
-                    self.report(PeerEventKind::Established { negotiated, local }).await;
+                    self.report(PeerEventKind::Established { negotiated, local })
+                        .await;
                 }
                 Action::Down(down) => {
                     info!(peer = %self.spec.address, reason = %down, "session down");
@@ -197,7 +215,13 @@ impl PeerTask {
 
     async fn report(&mut self, kind: PeerEventKind) {
         // The router outlives its peers; if it is gone we are shutting down anyway.
-        let _ = self.to_router.send(PeerEvent { peer: self.spec.address, kind }).await;
+        let _ = self
+            .to_router
+            .send(PeerEvent {
+                peer: self.spec.address,
+                kind,
+            })
+            .await;
     }
 
     fn connect(&mut self, id: ConnId) {
@@ -206,13 +230,20 @@ impl PeerTask {
             local: self.spec.local_address,
             md5: self.spec.md5.clone(),
             ttl: self.spec.ttl,
-            timeout: self.spec.connect_timeout,
+            // An attempt must end before the ConnectRetryTimer (at least 0.75 of its base, with
+            // jitter) abandons it, or a silent peer (an MD5 mismatch) would never be reported
+            // as one.
+            timeout: self.spec.connect_timeout.min(self.spec.session.connect_retry.mul_f64(0.7)),
         };
         let tx = self.conn_tx.clone();
         let task = tokio::spawn(async move {
             let ev = match transport::connect(&opts).await {
                 Ok(stream) => ConnEvent::Connected(id, stream),
-                Err(e) => ConnEvent::ConnectFailed(id, e.to_string(), matches!(e, TransportError::Timeout { .. })),
+                Err(e) => ConnEvent::ConnectFailed(
+                    id,
+                    e.to_string(),
+                    matches!(e, TransportError::Timeout { .. }),
+                ),
             };
             let _ = tx.send(ev).await;
         });
@@ -222,7 +253,9 @@ impl PeerTask {
     /// A peer with MD5 whose connects keep timing out most likely has a different password:
     /// the kernel drops badly signed segments without a word, so say so, with its counters.
     fn md5_hint(&self) {
-        let counters = transport::tcp_security_counters().map(|c| format!("{c:?}")).unwrap_or_default();
+        let counters = transport::tcp_security_counters()
+            .map(|c| format!("{c:?}"))
+            .unwrap_or_default();
         warn!(
             peer = %self.spec.address,
             attempts = self.timeouts,

@@ -3,7 +3,9 @@
 
 use crate::fsm::Negotiated;
 use crate::wire::pack;
-use crate::wire::{AsPath, Attributes, Ctx, EncodeError, Family, MpNlri, NextHop, Nlri, Origin, Update};
+use crate::wire::{
+    AsPath, Attributes, Ctx, EncodeError, Family, MpNlri, NextHop, Nlri, Origin, Update,
+};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -53,7 +55,12 @@ impl AdjRibIn {
                 if withdraw_all {
                     self.routes.remove(&key);
                 } else {
-                    let route = ReceivedRoute { prefix: key.0, path_id: n.path_id, next_hop: IpAddr::V4(nh), attrs: attrs.clone() };
+                    let route = ReceivedRoute {
+                        prefix: key.0,
+                        path_id: n.path_id,
+                        next_hop: IpAddr::V4(nh),
+                        attrs: attrs.clone(),
+                    };
                     self.routes.insert(key, route);
                 }
             }
@@ -72,7 +79,12 @@ impl AdjRibIn {
                 if withdraw_all {
                     self.routes.remove(&key);
                 } else {
-                    let route = ReceivedRoute { prefix: key.0, path_id: key.1, next_hop: nh, attrs: attrs.clone() };
+                    let route = ReceivedRoute {
+                        prefix: key.0,
+                        path_id: key.1,
+                        next_hop: nh,
+                        attrs: attrs.clone(),
+                    };
                     self.routes.insert(key, route);
                 }
             }
@@ -97,11 +109,19 @@ pub struct NextHopSelf {
 
 /// The attributes of a route this node originates toward one peer (RFC 4271 section 5.1):
 /// ORIGIN IGP, an empty AS_PATH toward iBGP and our AS toward eBGP, LOCAL_PREF toward iBGP.
-fn originated_attrs(local_as: u32, negotiated: &Negotiated, next_hop: Option<Ipv4Addr>) -> Attributes {
+fn originated_attrs(
+    local_as: u32,
+    negotiated: &Negotiated,
+    next_hop: Option<Ipv4Addr>,
+) -> Attributes {
     let ibgp = negotiated.is_ibgp(local_as);
     Attributes {
         origin: Some(Origin::Igp),
-        as_path: Some(if ibgp { AsPath::default() } else { AsPath::sequence([local_as]) }),
+        as_path: Some(if ibgp {
+            AsPath::default()
+        } else {
+            AsPath::sequence([local_as])
+        }),
         next_hop,
         local_pref: ibgp.then_some(100),
         ..Attributes::default()
@@ -124,14 +144,20 @@ pub(crate) fn updates_for_peer(
     let v4: Vec<Nlri<Ipv4Net>> = prefixes
         .iter()
         .filter_map(|p| match p {
-            IpNet::V4(n) => Some(Nlri { prefix: *n, path_id: path_id(Family::Ipv4Unicast) }),
+            IpNet::V4(n) => Some(Nlri {
+                prefix: *n,
+                path_id: path_id(Family::Ipv4Unicast),
+            }),
             _ => None,
         })
         .collect();
     let v6: Vec<Nlri<Ipv6Net>> = prefixes
         .iter()
         .filter_map(|p| match p {
-            IpNet::V6(n) => Some(Nlri { prefix: *n, path_id: path_id(Family::Ipv6Unicast) }),
+            IpNet::V6(n) => Some(Nlri {
+                prefix: *n,
+                path_id: path_id(Family::Ipv6Unicast),
+            }),
             _ => None,
         })
         .collect();
@@ -153,11 +179,23 @@ pub(crate) fn updates_for_peer(
         } else if withdraw {
             out.extend(pack::withdraw_v4(&v4, &ctx)?);
         } else if let Some(nh) = local_v4 {
-            out.extend(pack::announce_v4(&originated_attrs(local_as, negotiated, Some(nh)), &v4, &ctx)?);
+            out.extend(pack::announce_v4(
+                &originated_attrs(local_as, negotiated, Some(nh)),
+                &v4,
+                &ctx,
+            )?);
         } else if let (true, Some(global)) = (negotiated.extended_next_hop, local_v6) {
             // RFC 8950: IPv4 prefixes through an IPv6 next hop.
             let attrs = originated_attrs(local_as, negotiated, None);
-            out.extend(pack::announce_mp(&attrs, NextHop::V6 { global, link_local: None }, &MpNlri::Ipv4(v4), &ctx)?);
+            out.extend(pack::announce_mp(
+                &attrs,
+                NextHop::V6 {
+                    global,
+                    link_local: None,
+                },
+                &MpNlri::Ipv4(v4),
+                &ctx,
+            )?);
         } else {
             unsendable.extend(v4.iter().map(|n| IpNet::V4(n.prefix)));
         }
@@ -169,7 +207,15 @@ pub(crate) fn updates_for_peer(
             out.extend(pack::withdraw_v6(&v6, &ctx)?);
         } else if let Some(global) = local_v6 {
             let attrs = originated_attrs(local_as, negotiated, None);
-            out.extend(pack::announce_mp(&attrs, NextHop::V6 { global, link_local: None }, &MpNlri::Ipv6(v6), &ctx)?);
+            out.extend(pack::announce_mp(
+                &attrs,
+                NextHop::V6 {
+                    global,
+                    link_local: None,
+                },
+                &MpNlri::Ipv6(v6),
+                &ctx,
+            )?);
         } else {
             unsendable.extend(v6.iter().map(|n| IpNet::V6(n.prefix)));
         }
