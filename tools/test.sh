@@ -22,6 +22,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The peers the interop tests run against.
+echo "tools/test.sh: peers: $(bird --version 2>&1 | head -1); $(gobgpd --version 2>&1 | head -1); $(/usr/lib/frr/bgpd --version 2>&1 | head -1); $(exabgp --version 2>&1 | head -1); $(etcd --version 2>&1 | head -1)"
+
 # One build of every target in the dev profile, then the tests. Benches run once each in test
 # mode, which keeps them compiling and exercised without timing anything.
 cargo build --workspace --all-targets --locked
