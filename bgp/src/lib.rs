@@ -7,7 +7,8 @@
 //! crash. Messages leave through [`wire::encode`]. The codec is sans-IO: it never touches a socket
 //! or a clock, so the session state machine and the RIB built on it can be tested in microseconds.
 
-pub mod wire;
-pub mod transport;
 pub mod fsm;
 pub mod speaker;
+pub mod transport;
+pub mod wire;
+pub mod rib;

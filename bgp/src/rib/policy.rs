@@ -1,0 +1,1 @@
+//! Calico BGPFilter policy (being written).
