@@ -1,3 +1,622 @@
-//! Routing: Adj-RIB-In, decision process, Loc-RIB, Adj-RIB-Out (being written).
+//! Routing: what the speaker learned, what it chose, and what it tells each peer.
+//!
+//! ```text
+//!  UPDATE from peer ─▶ import (loop checks, import policy) ─▶ Loc-RIB: per prefix, every
+//!  peer's paths (the Adj-RIBs-In) ─▶ decision process ─▶ best path + multipath group
+//!        │ changed prefixes, coalesced                │ changed prefixes, coalesced
+//!        ▼                                             ▼
+//!  change stream for the dataplane          per-peer pending set ─▶ export rules and policy
+//!  (take_fib_changes)                       (mesh, route reflection, eBGP) ─▶ packed UPDATEs
+//! ```
+//!
+//! The RIB is sans-IO like the codec and the state machine: the router task feeds it UPDATEs
+//! and session events and pulls UPDATEs for each peer when that peer can take them. A peer
+//! that does not read only grows its pending set, which holds each changed prefix once, so
+//! memory stays bounded by the table size whatever the churn.
+//!
+//! The Adj-RIB-Out is not stored: what a peer is sent is a pure function of the Loc-RIB and
+//! the peer (export rules and policy), evaluated when the peer is ready. A route reflector
+//! serving ten clients with a million routes thus holds the million routes once, not eleven
+//! times. The price: a withdrawal may be sent for a prefix the peer never had (which RFC 4271
+//! receivers ignore).
 
+mod adj_rib_out;
+mod best_path;
+mod export;
+mod import;
+mod path;
 pub mod policy;
+mod policy_glue;
+mod tables;
+
+pub use best_path::PeerFacts;
+pub use import::ImportError;
+pub use path::{DEFAULT_LOCAL_PREF, Dest, LOCAL, Path, PeerId, RouteAttrs, V4Key, V6Key};
+
+use crate::wire::{Attributes, Ctx, Family, GracefulRestart};
+use adj_rib_out::AdjRibOut;
+use ipnet::IpNet;
+use path::PrefixKey;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+use tables::{TableKey, Tables};
+
+/// How the next hop of routes sent to a peer is chosen (Calico's BGPPeer `nextHopMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NextHopMode {
+    /// Next hop self toward eBGP peers; toward iBGP peers the next hop is kept, except on
+    /// routes this node originates.
+    #[default]
+    Auto,
+    /// Always this node's address.
+    SelfAddr,
+    /// Always the next hop as received.
+    Keep,
+}
+
+/// This speaker.
+#[derive(Debug, Clone)]
+pub struct RibConfig {
+    pub local_as: u32,
+    pub router_id: Ipv4Addr,
+    /// Set when this node is a route reflector (Calico's `routeReflectorClusterID`).
+    pub cluster_id: Option<Ipv4Addr>,
+    /// The largest multipath group the dataplane gets.
+    pub max_ecmp: usize,
+}
+
+impl RibConfig {
+    pub fn new(local_as: u32, router_id: Ipv4Addr) -> Self {
+        RibConfig {
+            local_as,
+            router_id,
+            cluster_id: None,
+            max_ecmp: 16,
+        }
+    }
+}
+
+/// One peer as routing sees it.
+#[derive(Debug, Clone)]
+pub struct RibPeer {
+    pub address: IpAddr,
+    pub peer_as: u32,
+    /// A route reflector client of ours (RFC 4456).
+    pub rr_client: bool,
+    pub next_hop_mode: NextHopMode,
+    /// Our addresses for next hop self; the session's local address fills in what is unset.
+    pub next_hop_v4: Option<Ipv4Addr>,
+    pub next_hop_v6: Option<Ipv6Addr>,
+    /// Accept paths with our own AS this many times (Calico's `numAllowedLocalASNumbers`).
+    pub allow_own_as: u8,
+    /// Above this many paths the session is stopped (Cease / Maximum Number of Prefixes).
+    pub max_prefixes: Option<u32>,
+}
+
+impl RibPeer {
+    pub fn new(address: IpAddr, peer_as: u32) -> Self {
+        RibPeer {
+            address,
+            peer_as,
+            rr_client: false,
+            next_hop_mode: NextHopMode::Auto,
+            next_hop_v4: None,
+            next_hop_v6: None,
+            allow_own_as: 0,
+            max_prefixes: None,
+        }
+    }
+}
+
+/// What an Established session negotiated, as routing needs it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub bgp_id: Ipv4Addr,
+    pub families: Vec<Family>,
+    /// How we encode for the peer (ADD-PATH send per family, 4-octet AS, message size).
+    pub tx: Ctx,
+    pub local_address: Option<IpAddr>,
+    /// The peer's graceful restart capability (RFC 4724): we keep its routes when it goes away.
+    pub peer_graceful_restart: Option<GracefulRestart>,
+    /// IPv4 prefixes may be sent with an IPv6 next hop (RFC 8950).
+    pub extended_next_hop: bool,
+}
+
+struct Peer {
+    cfg: RibPeer,
+    session: Option<SessionInfo>,
+    /// Kept after the session goes, for the tie-break of its stale paths.
+    bgp_id: Ipv4Addr,
+    /// Paths this peer has in the Loc-RIB (its Adj-RIB-In after import policy).
+    paths: u32,
+    /// The restart time from its last graceful restart capability.
+    restart_time: Option<Duration>,
+    out: AdjRibOut,
+}
+
+/// What the dataplane installs for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FibRoute {
+    /// Next hops of the multipath group, best first; empty for a locally originated prefix.
+    pub next_hops: Vec<IpAddr>,
+    pub local: bool,
+    pub priority: Option<u32>,
+}
+
+/// One entry of the change stream: the current state of a prefix whose best path or
+/// multipath group changed (`None`: no usable route any more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteChange {
+    pub prefix: IpNet,
+    pub route: Option<FibRoute>,
+}
+
+/// A path as status output shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathView {
+    /// The peer's address, or `None` for a locally originated route.
+    pub from: Option<IpAddr>,
+    pub path_id: u32,
+    pub attrs: Arc<RouteAttrs>,
+    pub best: bool,
+    pub multipath: bool,
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteView {
+    pub prefix: IpNet,
+    pub paths: Vec<PathView>,
+}
+
+/// The whole routing state of one speaker.
+pub struct Rib {
+    cfg: RibConfig,
+    /// Indexed by [`PeerId`]; slot 0 ([`LOCAL`]) is never a peer.
+    peers: Vec<Option<Peer>>,
+    tables: Tables,
+    fib_dirty: HashSet<IpNet>,
+    export_dirty: Vec<(IpNet, smallvec::SmallVec<[u32; 2]>)>,
+    export_seen: HashSet<IpNet>,
+    /// IGP cost to a next hop, `None` when it cannot be reached (RFC 4271 section 9.1.2).
+    igp_cost: Box<dyn Fn(IpAddr) -> Option<u32> + Send>,
+    local_addresses: HashSet<IpAddr>,
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Self {
+        Rib {
+            cfg,
+            peers: vec![None],
+            tables: Tables::default(),
+            fib_dirty: HashSet::new(),
+            export_dirty: Vec::new(),
+            export_seen: HashSet::new(),
+            igp_cost: Box::new(|_| Some(0)),
+            local_addresses: HashSet::new(),
+        }
+    }
+
+    pub fn config(&self) -> &RibConfig {
+        &self.cfg
+    }
+
+    /// Replaces the next-hop resolver (default: every next hop reachable at cost 0). Routes
+    /// are re-decided lazily as they change; call [`Rib::redecide_all`] after the resolver's
+    /// answers change.
+    pub fn set_igp_cost(&mut self, f: impl Fn(IpAddr) -> Option<u32> + Send + 'static) {
+        self.igp_cost = Box::new(f);
+    }
+
+    /// Addresses of this node: a path whose next hop is one of them points back at us and is
+    /// not used.
+    pub fn set_local_addresses(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        self.local_addresses = addrs.into_iter().collect();
+    }
+
+    pub fn add_peer(&mut self, cfg: RibPeer) -> PeerId {
+        let peer = Peer {
+            cfg,
+            session: None,
+            bgp_id: Ipv4Addr::UNSPECIFIED,
+            paths: 0,
+            restart_time: None,
+            out: AdjRibOut::default(),
+        };
+        if let Some(i) = self.peers.iter().skip(1).position(Option::is_none) {
+            self.peers[i + 1] = Some(peer);
+            (i + 1) as PeerId
+        } else {
+            self.peers.push(Some(peer));
+            (self.peers.len() - 1) as PeerId
+        }
+    }
+
+    /// Forgets a peer and every path it had.
+    pub fn remove_peer(&mut self, id: PeerId) {
+        self.drop_paths(id, |_| true);
+        if let Some(slot) = self.peers.get_mut(id as usize) {
+            *slot = None;
+        }
+    }
+
+    pub fn peer_config(&self, id: PeerId) -> Option<&RibPeer> {
+        self.peer(id).map(|p| &p.cfg)
+    }
+
+    /// Replaces a peer's routing configuration (filters, next hop mode, ...) and re-sends its
+    /// table under the new rules, as a route refresh would (RFC 2918): no session reset.
+    pub fn update_peer(&mut self, id: PeerId, cfg: RibPeer) {
+        if let Some(p) = self.peer_mut(id) {
+            p.cfg = cfg;
+            p.out.start_dump();
+        }
+    }
+
+    fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id as usize).and_then(Option::as_ref)
+    }
+
+    fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.peers.get_mut(id as usize).and_then(Option::as_mut)
+    }
+
+    /// Number of paths a peer has in the RIB.
+    pub fn peer_path_count(&self, id: PeerId) -> u32 {
+        self.peer(id).map_or(0, |p| p.paths)
+    }
+
+    pub fn prefix_count(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// The session came up: its table is sent from the start (then End-of-RIB), and any stale
+    /// paths it left stay until its End-of-RIB or the restart time.
+    pub fn peer_up(&mut self, id: PeerId, session: SessionInfo) {
+        let restart = session
+            .peer_graceful_restart
+            .as_ref()
+            .map(|g| Duration::from_secs(u64::from(g.restart_time)));
+        let keeps_gr = session.peer_graceful_restart.is_some();
+        if let Some(p) = self.peer_mut(id) {
+            p.bgp_id = session.bgp_id;
+            p.restart_time = restart;
+            p.session = Some(session);
+            p.out = AdjRibOut::default();
+            p.out.start_dump();
+        }
+        if !keeps_gr {
+            // RFC 4724 section 4.2: without the capability now, the stale paths go at once.
+            self.drop_paths(id, |p| p.stale);
+        }
+    }
+
+    /// The session went down. With graceful restart negotiated (`graceful`), the peer's paths
+    /// stay, marked stale, and the returned restart time says when to call
+    /// [`Rib::restart_timer_expired`]; otherwise they are removed.
+    pub fn peer_down(&mut self, id: PeerId, graceful: bool) -> Option<Duration> {
+        let restart = self.peer(id).and_then(|p| p.restart_time);
+        if let Some(p) = self.peer_mut(id) {
+            p.session = None;
+            p.out = AdjRibOut::default();
+        }
+        match restart.filter(|_| graceful) {
+            Some(t) => {
+                self.mark_stale(id);
+                Some(t)
+            }
+            None => {
+                self.drop_paths(id, |_| true);
+                None
+            }
+        }
+    }
+
+    /// The peer did not come back in time: its stale paths go.
+    pub fn restart_timer_expired(&mut self, id: PeerId) {
+        self.drop_paths(id, |p| p.stale);
+    }
+
+    fn mark_stale(&mut self, id: PeerId) {
+        fn mark<K: TableKey>(t: &mut Tables, id: PeerId) {
+            for dest in K::table_mut(t).values_mut() {
+                for p in dest.paths.iter_mut().filter(|p| p.peer == id) {
+                    p.stale = true;
+                }
+            }
+        }
+        mark::<V4Key>(&mut self.tables, id);
+        mark::<V6Key>(&mut self.tables, id);
+    }
+
+    /// Removes a peer's paths that `which` selects (in every family).
+    fn drop_paths(&mut self, id: PeerId, which: impl Fn(&Path) -> bool + Copy) {
+        self.drop_paths_in::<V4Key>(id, which);
+        self.drop_paths_in::<V6Key>(id, which);
+    }
+
+    fn drop_paths_in<K: TableKey>(&mut self, id: PeerId, which: impl Fn(&Path) -> bool) {
+        let keys: Vec<K> = K::table(&self.tables)
+            .iter()
+            .filter(|(_, d)| d.paths.iter().any(|p| p.peer == id && which(p)))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            let (removed, before) = match K::table_mut(&mut self.tables).get_mut(&k) {
+                Some(dest) => {
+                    let before = dest.outcome();
+                    let n = dest.paths.len();
+                    dest.paths.retain(|p| !(p.peer == id && which(p)));
+                    (n - dest.paths.len(), before)
+                }
+                None => continue,
+            };
+            if let Some(p) = self.peer_mut(id) {
+                p.paths = p.paths.saturating_sub(removed as u32);
+            }
+            self.settle(k, before);
+        }
+    }
+
+    /// Announces a prefix of this node. `attrs` default to ORIGIN IGP and nothing else; the
+    /// next hop is filled per peer on export.
+    pub fn originate(&mut self, prefix: IpNet, attrs: Option<Attributes>) {
+        let mut a = attrs.unwrap_or_default();
+        a.origin.get_or_insert(crate::wire::Origin::Igp);
+        a.as_path.get_or_insert_with(Default::default);
+        let nh = match prefix {
+            IpNet::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpNet::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let attrs = Arc::new(RouteAttrs::new(a, nh));
+        match prefix {
+            IpNet::V4(n) => self.set_path(V4Key::new(n), LOCAL, 0, Some(attrs)),
+            IpNet::V6(n) => self.set_path(V6Key::new(n), LOCAL, 0, Some(attrs)),
+        }
+    }
+
+    pub fn withdraw_local(&mut self, prefix: IpNet) {
+        match prefix {
+            IpNet::V4(n) => self.set_path(V4Key::new(n), LOCAL, 0, None),
+            IpNet::V6(n) => self.set_path(V6Key::new(n), LOCAL, 0, None),
+        }
+    }
+
+    /// Inserts, replaces (`Some`) or removes (`None`) the path of `peer` with `rx_path_id`, and
+    /// re-decides the prefix.
+    fn set_path<K: TableKey>(
+        &mut self,
+        key: K,
+        peer: PeerId,
+        rx_path_id: u32,
+        attrs: Option<Arc<RouteAttrs>>,
+    ) {
+        let table = K::table_mut(&mut self.tables);
+        let before = table.get(&key).map(Dest::outcome).unwrap_or_default();
+        let delta: i64 = match attrs {
+            Some(attrs) => {
+                let dest = table.entry(key).or_default();
+                match dest
+                    .paths
+                    .iter_mut()
+                    .find(|p| p.peer == peer && p.rx_path_id == rx_path_id)
+                {
+                    Some(p) => {
+                        if !p.stale && Arc::ptr_eq(&p.attrs, &attrs) {
+                            return;
+                        }
+                        p.attrs = attrs;
+                        p.stale = false;
+                        0
+                    }
+                    None => {
+                        let tx_path_id = dest.free_tx_path_id();
+                        dest.paths.push(Path {
+                            peer,
+                            rx_path_id,
+                            tx_path_id,
+                            stale: false,
+                            attrs,
+                        });
+                        1
+                    }
+                }
+            }
+            None => match table.get_mut(&key) {
+                Some(dest) => {
+                    let n = dest.paths.len();
+                    dest.paths
+                        .retain(|p| !(p.peer == peer && p.rx_path_id == rx_path_id));
+                    if dest.paths.len() == n {
+                        return;
+                    }
+                    -1
+                }
+                None => return,
+            },
+        };
+        if peer != LOCAL {
+            if let Some(p) = self.peer_mut(peer) {
+                p.paths = (i64::from(p.paths) + delta).max(0) as u32;
+            }
+        }
+        self.settle(key, before);
+    }
+
+    /// Re-decides a prefix after its paths changed (`before`: the outcome before the change);
+    /// queues it for the dataplane and the export pass if the outcome changed, and drops an
+    /// empty entry.
+    fn settle<K: TableKey>(&mut self, key: K, before: path::Outcome) {
+        let local_as = self.cfg.local_as;
+        let max_ecmp = self.cfg.max_ecmp;
+        let peers = &self.peers;
+        let igp = &self.igp_cost;
+        let locals = &self.local_addresses;
+        let Some(dest) = K::table_mut(&mut self.tables).get_mut(&key) else {
+            return;
+        };
+        let facts = |id: PeerId| match peers.get(id as usize).and_then(Option::as_ref) {
+            Some(p) => PeerFacts {
+                ebgp: p.cfg.peer_as != local_as,
+                bgp_id: p.bgp_id,
+                address: p.cfg.address,
+            },
+            None => PeerFacts {
+                ebgp: false,
+                bgp_id: Ipv4Addr::UNSPECIFIED,
+                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            },
+        };
+        let cost = |p: &Path| {
+            if p.peer == LOCAL {
+                return Some(0);
+            }
+            let nh = p.attrs.next_hop;
+            if nh.is_unspecified() || locals.contains(&nh) {
+                return None;
+            }
+            igp(nh)
+        };
+        best_path::decide(dest, local_as, max_ecmp, facts, cost);
+        let changed = dest.outcome() != before;
+        let old_ids: smallvec::SmallVec<[u32; 2]> = before.iter().map(|o| o.2).collect();
+        let empty = dest.paths.is_empty();
+        if empty {
+            K::table_mut(&mut self.tables).remove(&key);
+        }
+        if changed {
+            let net = key.to_net();
+            self.fib_dirty.insert(net);
+            if self.export_seen.insert(net) {
+                self.export_dirty.push((net, old_ids));
+            } else if let Some(entry) = self.export_dirty.iter_mut().rev().find(|(n, _)| *n == net)
+            {
+                // Remember every path id that may have been announced since the last pass.
+                for id in old_ids {
+                    if !entry.1.contains(&id) {
+                        entry.1.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-runs the decision process for every prefix (after the next-hop resolver changed).
+    pub fn redecide_all(&mut self) {
+        let v4: Vec<(V4Key, _)> = self
+            .tables
+            .v4
+            .iter()
+            .map(|(k, d)| (*k, d.outcome()))
+            .collect();
+        for (k, ids) in v4 {
+            self.settle(k, ids);
+        }
+        let v6: Vec<(V6Key, _)> = self
+            .tables
+            .v6
+            .iter()
+            .map(|(k, d)| (*k, d.outcome()))
+            .collect();
+        for (k, ids) in v6 {
+            self.settle(k, ids);
+        }
+    }
+
+    /// The next batch of the change stream: each changed prefix once, in its current state.
+    pub fn take_fib_changes(&mut self, max: usize) -> Vec<RouteChange> {
+        let batch: Vec<IpNet> = self.fib_dirty.iter().take(max).copied().collect();
+        let mut out = Vec::with_capacity(batch.len());
+        for net in batch {
+            self.fib_dirty.remove(&net);
+            let route = self.dest(net).and_then(|d| {
+                let best = d.best()?;
+                Some(FibRoute {
+                    next_hops: if best.peer == LOCAL {
+                        Vec::new()
+                    } else {
+                        d.multipath().iter().map(|p| p.attrs.next_hop).collect()
+                    },
+                    local: best.peer == LOCAL,
+                    priority: best.attrs.priority,
+                })
+            });
+            out.push(RouteChange { prefix: net, route });
+        }
+        out
+    }
+
+    pub fn fib_changes_pending(&self) -> usize {
+        self.fib_dirty.len()
+    }
+
+    fn dest(&self, net: IpNet) -> Option<&Dest> {
+        match net {
+            IpNet::V4(n) => self.tables.v4.get(&V4Key::new(n)),
+            IpNet::V6(n) => self.tables.v6.get(&V6Key::new(n)),
+        }
+    }
+
+    /// Every usable best route now (for a dataplane that starts, or resynchronises).
+    pub fn fib_snapshot(&self) -> Vec<RouteChange> {
+        let mut out = Vec::new();
+        let mut push = |net: IpNet, d: &Dest| {
+            if let Some(best) = d.best() {
+                out.push(RouteChange {
+                    prefix: net,
+                    route: Some(FibRoute {
+                        next_hops: if best.peer == LOCAL {
+                            Vec::new()
+                        } else {
+                            d.multipath().iter().map(|p| p.attrs.next_hop).collect()
+                        },
+                        local: best.peer == LOCAL,
+                        priority: best.attrs.priority,
+                    }),
+                });
+            }
+        };
+        for (k, d) in &self.tables.v4 {
+            push(k.to_net(), d);
+        }
+        for (k, d) in &self.tables.v6 {
+            push(k.to_net(), d);
+        }
+        out
+    }
+
+    /// Routes whose prefix lies within `within` (all routes for `None`), for status output.
+    pub fn routes(&self, within: Option<IpNet>) -> Vec<RouteView> {
+        let mut out = Vec::new();
+        let mut push = |net: IpNet, d: &Dest| {
+            if within.is_some_and(|w| !w.contains(&net)) {
+                return;
+            }
+            let paths = d
+                .paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PathView {
+                    from: (p.peer != LOCAL)
+                        .then(|| self.peer(p.peer).map(|x| x.cfg.address))
+                        .flatten(),
+                    path_id: p.rx_path_id,
+                    attrs: p.attrs.clone(),
+                    best: i == 0 && d.ecmp > 0,
+                    multipath: i < usize::from(d.ecmp),
+                    stale: p.stale,
+                })
+                .collect();
+            out.push(RouteView { prefix: net, paths });
+        };
+        for (k, d) in &self.tables.v4 {
+            push(k.to_net(), d);
+        }
+        for (k, d) in &self.tables.v6 {
+            push(k.to_net(), d);
+        }
+        out
+    }
+}

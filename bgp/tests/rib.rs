@@ -1,0 +1,461 @@
+//! The RIB on its own: import, the decision process, export rules per role, the change
+//! stream, graceful restart and UPDATE generation. Pure, no sockets.
+
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr};
+use tortie_bgp::rib::{Rib, RibConfig, RibPeer, SessionInfo};
+use tortie_bgp::wire::{
+    AddPath, AsPath, Attributes, Community, Ctx, Family, GracefulRestart, MpNlri, Nlri, Origin,
+    Update,
+};
+
+const LOCAL_AS: u32 = 64512;
+
+fn v4(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn addr(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn id(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn session(bgp_id: &str) -> SessionInfo {
+    SessionInfo {
+        bgp_id: id(bgp_id),
+        families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+        tx: Ctx {
+            as4: true,
+            ..Ctx::default()
+        },
+        local_address: Some(addr("198.18.0.1")),
+        peer_graceful_restart: None,
+        extended_next_hop: false,
+    }
+}
+
+fn announce(
+    prefixes: &[&str],
+    nh: &str,
+    path: &[u32],
+    tweak: impl FnOnce(&mut Attributes),
+) -> Update {
+    let mut a = Attributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::sequence(path.to_vec())),
+        next_hop: Some(nh.parse().unwrap()),
+        ..Attributes::default()
+    };
+    tweak(&mut a);
+    Update {
+        attrs: a,
+        nlri: prefixes
+            .iter()
+            .map(|p| Nlri::new(p.parse().unwrap()))
+            .collect(),
+        ..Update::default()
+    }
+}
+
+fn withdraw(prefixes: &[&str]) -> Update {
+    Update {
+        withdrawn: prefixes
+            .iter()
+            .map(|p| Nlri::new(p.parse().unwrap()))
+            .collect(),
+        ..Update::default()
+    }
+}
+
+struct Lab {
+    rib: Rib,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        Lab {
+            rib: Rib::new(RibConfig::new(LOCAL_AS, id("198.18.0.1"))),
+        }
+    }
+
+    fn rr(cluster: &str) -> Lab {
+        let mut cfg = RibConfig::new(LOCAL_AS, id("198.18.0.1"));
+        cfg.cluster_id = Some(id(cluster));
+        Lab { rib: Rib::new(cfg) }
+    }
+
+    fn peer(&mut self, address: &str, asn: u32, bgp_id: &str, rr_client: bool) -> u32 {
+        let mut p = RibPeer::new(addr(address), asn);
+        p.rr_client = rr_client;
+        let pid = self.rib.add_peer(p);
+        self.rib.peer_up(pid, session(bgp_id));
+        pid
+    }
+
+    /// Everything a peer is sent now (table walk included), decoded into prefix -> update.
+    fn sent(&mut self, pid: u32) -> Vec<Update> {
+        self.rib.run_export_pass();
+        let mut all = Vec::new();
+        while self.rib.has_updates(pid) {
+            all.extend(self.rib.take_updates(pid, 1000).unwrap());
+        }
+        all
+    }
+
+    fn best_next_hops(&self, prefix: &str) -> Vec<IpAddr> {
+        self.rib
+            .routes(Some(v4(prefix)))
+            .into_iter()
+            .flat_map(|r| r.paths)
+            .filter(|p| p.multipath)
+            .map(|p| p.attrs.next_hop)
+            .collect()
+    }
+}
+
+fn announced(updates: &[Update]) -> Vec<(IpNet, Attributes)> {
+    let mut out = Vec::new();
+    for u in updates {
+        for n in &u.nlri {
+            out.push((IpNet::V4(n.prefix), u.attrs.clone()));
+        }
+        if let Some(r) = &u.mp_reach {
+            if let MpNlri::Ipv6(v) = &r.nlri {
+                for n in v {
+                    out.push((IpNet::V6(n.prefix), u.attrs.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn higher_local_pref_wins() {
+    let mut l = Lab::new();
+    let a = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", false);
+    let b = l.peer("198.18.0.3", LOCAL_AS, "198.18.0.3", false);
+    l.rib
+        .apply_update(
+            a,
+            &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |x| {
+                x.local_pref = Some(100)
+            }),
+        )
+        .unwrap();
+    l.rib
+        .apply_update(
+            b,
+            &announce(&["198.19.1.0/26"], "198.18.0.3", &[], |x| {
+                x.local_pref = Some(200)
+            }),
+        )
+        .unwrap();
+    assert_eq!(l.best_next_hops("198.19.1.0/26"), vec![addr("198.18.0.3")]);
+}
+
+#[test]
+fn equal_paths_form_an_ecmp_group() {
+    let mut l = Lab::new();
+    let a = l.peer("198.18.0.2", 65001, "198.18.0.2", false);
+    let b = l.peer("198.18.0.3", 65001, "198.18.0.3", false);
+    l.rib
+        .apply_update(
+            a,
+            &announce(&["198.19.1.0/26"], "198.18.0.2", &[65001], |_| {}),
+        )
+        .unwrap();
+    l.rib
+        .apply_update(
+            b,
+            &announce(&["198.19.1.0/26"], "198.18.0.3", &[65001], |_| {}),
+        )
+        .unwrap();
+    assert_eq!(
+        l.best_next_hops("198.19.1.0/26"),
+        vec![addr("198.18.0.2"), addr("198.18.0.3")]
+    );
+    let changes = l.rib.take_fib_changes(100);
+    assert_eq!(changes.len(), 1, "coalesced: {changes:?}");
+    assert_eq!(changes[0].route.as_ref().unwrap().next_hops.len(), 2);
+}
+
+#[test]
+fn ibgp_learned_routes_are_not_sent_to_ibgp_peers_in_a_mesh() {
+    let mut l = Lab::new();
+    let a = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", false);
+    let b = l.peer("198.18.0.3", LOCAL_AS, "198.18.0.3", false);
+    l.sent(b);
+    l.rib
+        .apply_update(a, &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |_| {}))
+        .unwrap();
+    assert!(announced(&l.sent(b)).is_empty());
+}
+
+#[test]
+fn route_reflector_reflects_client_routes_with_originator_and_cluster_list() {
+    let mut l = Lab::rr("198.18.255.1");
+    let c1 = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    let c2 = l.peer("198.18.0.3", LOCAL_AS, "198.18.0.3", true);
+    let nc = l.peer("198.18.0.4", LOCAL_AS, "198.18.0.4", false);
+    l.sent(c2);
+    l.sent(nc);
+    l.rib
+        .apply_update(c1, &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |_| {}))
+        .unwrap();
+    for dst in [c2, nc] {
+        let got = announced(&l.sent(dst));
+        assert_eq!(got.len(), 1, "to {dst}");
+        let a = &got[0].1;
+        assert_eq!(a.originator_id, Some(id("198.18.0.2")));
+        assert_eq!(a.cluster_list, vec![id("198.18.255.1")]);
+        assert_eq!(
+            a.next_hop,
+            Some(id("198.18.0.2")),
+            "next hop kept when reflecting"
+        );
+    }
+    assert!(
+        announced(&l.sent(c1)).is_empty(),
+        "not back to the originator"
+    );
+}
+
+#[test]
+fn route_reflector_sends_non_client_routes_to_clients_only() {
+    let mut l = Lab::rr("198.18.255.1");
+    let c1 = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    let n1 = l.peer("198.18.0.4", LOCAL_AS, "198.18.0.4", false);
+    let n2 = l.peer("198.18.0.5", LOCAL_AS, "198.18.0.5", false);
+    l.sent(c1);
+    l.sent(n2);
+    l.rib
+        .apply_update(n1, &announce(&["198.19.2.0/26"], "198.18.0.4", &[], |_| {}))
+        .unwrap();
+    assert_eq!(announced(&l.sent(c1)).len(), 1);
+    assert!(announced(&l.sent(n2)).is_empty());
+}
+
+#[test]
+fn route_with_our_cluster_id_is_a_loop() {
+    let mut l = Lab::rr("198.18.255.1");
+    let c1 = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    l.rib
+        .apply_update(
+            c1,
+            &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |a| {
+                a.cluster_list = vec![id("198.18.255.1")]
+            }),
+        )
+        .unwrap();
+    assert_eq!(l.rib.prefix_count(), 0);
+}
+
+#[test]
+fn ebgp_export_prepends_our_as_and_sets_next_hop_self() {
+    let mut l = Lab::new();
+    let node = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", false);
+    let tor = l.peer("198.18.1.1", 65100, "198.18.1.1", false);
+    l.sent(tor);
+    l.rib
+        .apply_update(
+            node,
+            &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |a| {
+                a.local_pref = Some(100)
+            }),
+        )
+        .unwrap();
+    let got = announced(&l.sent(tor));
+    assert_eq!(got[0].1.as_path, Some(AsPath::sequence([LOCAL_AS])));
+    assert_eq!(got[0].1.next_hop, Some(id("198.18.0.1")));
+    assert_eq!(got[0].1.local_pref, None);
+}
+
+#[test]
+fn own_as_in_path_from_ebgp_is_a_loop_unless_allowed() {
+    let mut l = Lab::new();
+    let mut p = RibPeer::new(addr("198.18.1.1"), 65100);
+    p.allow_own_as = 1;
+    let tor = l.rib.add_peer(p);
+    l.rib.peer_up(tor, session("198.18.1.1"));
+    l.rib
+        .apply_update(
+            tor,
+            &announce(&["198.19.1.0/26"], "198.18.1.1", &[65100, LOCAL_AS], |_| {}),
+        )
+        .unwrap();
+    l.rib
+        .apply_update(
+            tor,
+            &announce(
+                &["198.19.2.0/26"],
+                "198.18.1.1",
+                &[65100, LOCAL_AS, 1, LOCAL_AS],
+                |_| {},
+            ),
+        )
+        .unwrap();
+    assert_eq!(l.rib.prefix_count(), 1, "allowed once, not twice");
+}
+
+#[test]
+fn no_export_community_stays_inside_the_as() {
+    let mut l = Lab::new();
+    let a = l.peer("198.18.1.1", 65100, "198.18.1.1", false);
+    let b = l.peer("198.18.1.2", 65200, "198.18.1.2", false);
+    l.sent(b);
+    l.rib
+        .apply_update(
+            a,
+            &announce(&["198.19.1.0/26"], "198.18.1.1", &[65100], |x| {
+                x.communities = vec![Community::NO_EXPORT]
+            }),
+        )
+        .unwrap();
+    assert!(announced(&l.sent(b)).is_empty());
+}
+
+#[test]
+fn initial_table_then_end_of_rib_for_each_family() {
+    let mut l = Lab::new();
+    for i in 0..300u32 {
+        l.rib.originate(
+            IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0xc613_0000 | (i << 6)), 26).unwrap()),
+            None,
+        );
+    }
+    let p = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", false);
+    let updates = l.sent(p);
+    assert_eq!(announced(&updates).len(), 300);
+    let eors: Vec<_> = updates.iter().filter_map(|u| u.as_end_of_rib()).collect();
+    assert_eq!(eors, vec![Family::Ipv4Unicast, Family::Ipv6Unicast]);
+    assert_eq!(
+        updates.last().unwrap().as_end_of_rib(),
+        Some(Family::Ipv6Unicast)
+    );
+    assert!(
+        updates.iter().filter(|u| !u.nlri.is_empty()).count() <= 2,
+        "300 prefixes share one or two UPDATEs"
+    );
+}
+
+#[test]
+fn withdrawal_reaches_peers_that_had_the_route() {
+    let mut l = Lab::new();
+    let a = l.peer("198.18.1.1", 65100, "198.18.1.1", false);
+    let b = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", false);
+    l.rib
+        .apply_update(
+            a,
+            &announce(&["198.19.1.0/26"], "198.18.1.1", &[65100], |_| {}),
+        )
+        .unwrap();
+    assert_eq!(announced(&l.sent(b)).len(), 1);
+    l.rib
+        .apply_update(a, &withdraw(&["198.19.1.0/26"]))
+        .unwrap();
+    let updates = l.sent(b);
+    assert_eq!(updates.iter().map(|u| u.withdrawn.len()).sum::<usize>(), 1);
+}
+
+#[test]
+fn graceful_restart_keeps_stale_paths_until_end_of_rib() {
+    let mut l = Lab::new();
+    let a = l.rib.add_peer(RibPeer::new(addr("198.18.0.2"), LOCAL_AS));
+    let mut s = session("198.18.0.2");
+    s.peer_graceful_restart = Some(GracefulRestart {
+        restart_state: false,
+        notification: false,
+        restart_time: 120,
+        families: vec![],
+    });
+    l.rib.peer_up(a, s.clone());
+    l.rib
+        .apply_update(
+            a,
+            &announce(
+                &["198.19.1.0/26", "198.19.2.0/26"],
+                "198.18.0.2",
+                &[],
+                |_| {},
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        l.rib.peer_down(a, true),
+        Some(std::time::Duration::from_secs(120))
+    );
+    assert_eq!(l.rib.prefix_count(), 2, "kept while the peer restarts");
+    assert!(l.rib.routes(None).iter().all(|r| r.paths[0].stale));
+    l.rib.peer_up(a, s);
+    l.rib
+        .apply_update(a, &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |_| {}))
+        .unwrap();
+    l.rib
+        .apply_update(a, &Update::end_of_rib(Family::Ipv4Unicast))
+        .unwrap();
+    let routes = l.rib.routes(None);
+    assert_eq!(
+        routes.len(),
+        1,
+        "the route not refreshed before End-of-RIB is gone"
+    );
+    assert!(!routes[0].paths[0].stale);
+}
+
+#[test]
+fn add_path_peer_receives_every_path_of_the_multipath_group() {
+    let mut l = Lab::rr("198.18.255.1");
+    let a = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    let b = l.peer("198.18.0.3", LOCAL_AS, "198.18.0.3", true);
+    let c = l.rib.add_peer({
+        let mut p = RibPeer::new(addr("198.18.0.4"), LOCAL_AS);
+        p.rr_client = true;
+        p
+    });
+    let mut s = session("198.18.0.4");
+    s.tx.add_path = AddPath::ALL;
+    l.rib.peer_up(c, s);
+    l.rib
+        .apply_update(a, &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |_| {}))
+        .unwrap();
+    l.rib
+        .apply_update(b, &announce(&["198.19.1.0/26"], "198.18.0.3", &[], |_| {}))
+        .unwrap();
+    let updates = l.sent(c);
+    let ids: Vec<Option<u32>> = updates
+        .iter()
+        .flat_map(|u| u.nlri.iter().map(|n| n.path_id))
+        .collect();
+    assert_eq!(ids.len(), 2, "{updates:?}");
+    assert_ne!(ids[0], ids[1]);
+    // One path goes: only its path id is withdrawn.
+    l.rib
+        .apply_update(a, &withdraw(&["198.19.1.0/26"]))
+        .unwrap();
+    let updates = l.sent(c);
+    let wd: Vec<_> = updates.iter().flat_map(|u| u.withdrawn.iter()).collect();
+    assert_eq!(wd.len(), 1, "{updates:?}");
+}
+
+#[test]
+fn max_prefixes_over_the_limit_is_an_error() {
+    let mut l = Lab::new();
+    let mut p = RibPeer::new(addr("198.18.1.1"), 65100);
+    p.max_prefixes = Some(1);
+    let tor = l.rib.add_peer(p);
+    l.rib.peer_up(tor, session("198.18.1.1"));
+    let err = l.rib.apply_update(
+        tor,
+        &announce(
+            &["198.19.1.0/26", "198.19.2.0/26"],
+            "198.18.1.1",
+            &[65100],
+            |_| {},
+        ),
+    );
+    assert!(err.is_err());
+}
