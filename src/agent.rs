@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tortie_bgp::fsm::{GrConfig, PeerConfig};
+use tortie_bgp::rib::NextHopMode;
 use tortie_bgp::speaker::{NextHopSelf, PeerSpec, Speaker, SpeakerConfig};
 use tortie_bgp::transport::{Md5Key, TtlPolicy};
 use tortie_bgp::wire::Family;
@@ -106,48 +107,96 @@ fn kind_label(kind: PeeringKind) -> &'static str {
 
 pub fn plan(cfg: &Config, args: &Args) -> Result<Plan, StartError> {
     let node = cfg.node(&args.node)?;
-    let me = cfg.node_bgp(node).ok_or_else(|| StartError::NoBgp(args.node.clone()))?;
-    let router_id = me.ipv4.map(|n| n.addr()).unwrap_or_else(|| router_id_from_name(&args.node));
-    let nh = NextHopSelf { v4: me.ipv4.map(|n| n.addr()), v6: me.ipv6.map(|n| n.addr()) };
+    let me = cfg
+        .node_bgp(node)
+        .ok_or_else(|| StartError::NoBgp(args.node.clone()))?;
+    let router_id = me
+        .ipv4
+        .map(|n| n.addr())
+        .unwrap_or_else(|| router_id_from_name(&args.node));
+    let nh = NextHopSelf {
+        v4: me.ipv4.map(|n| n.addr()),
+        v6: me.ipv6.map(|n| n.addr()),
+    };
     let port = me.listen_port;
     // bindMode NodeIP: listen on the node's own addresses only, as calico-node's BIRD does.
     let node_ip = bind_mode(cfg) == Some(config::BindMode::NodeIp);
     let mut listen = Vec::new();
     if let Some(v4) = me.ipv4 {
-        let ip = if node_ip { v4.addr() } else { Ipv4Addr::UNSPECIFIED };
+        let ip = if node_ip {
+            v4.addr()
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
         listen.push(SocketAddr::new(IpAddr::V4(ip), port));
     }
     if let Some(v6) = me.ipv6 {
-        let ip = if node_ip { v6.addr() } else { std::net::Ipv6Addr::UNSPECIFIED };
+        let ip = if node_ip {
+            v6.addr()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED
+        };
         listen.push(SocketAddr::new(IpAddr::V6(ip), port));
     }
     let mut peers = Vec::new();
     for p in cfg.bgp_peerings(&args.node)? {
         peers.push(peer_spec(&p, router_id, nh, &args.node, args)?);
     }
-    Ok(Plan { speaker: SpeakerConfig { local_as: me.as_number, router_id, listen }, peers })
+    let mut speaker = SpeakerConfig::new(me.as_number, router_id, listen);
+    speaker.cluster_id = me.route_reflector_cluster_id;
+    Ok(Plan { speaker, peers })
 }
 
 /// `bindMode` of the `default` BGPConfiguration (Calico ignores it on `node.<name>`).
 fn bind_mode(cfg: &Config) -> Option<config::BindMode> {
-    cfg.bgp_configurations.get("default").and_then(|c| c.resource.spec.bind_mode)
+    cfg.bgp_configurations
+        .get("default")
+        .and_then(|c| c.resource.spec.bind_mode)
 }
 
-fn peer_spec(p: &BgpPeering, router_id: Ipv4Addr, nh: NextHopSelf, node: &str, args: &Args) -> Result<PeerSpec, StartError> {
-    let fail = |what: String| StartError::Peer { peer: p.peer_address, what };
+fn peer_spec(
+    p: &BgpPeering,
+    router_id: Ipv4Addr,
+    nh: NextHopSelf,
+    node: &str,
+    args: &Args,
+) -> Result<PeerSpec, StartError> {
+    let fail = |what: String| StartError::Peer {
+        peer: p.peer_address,
+        what,
+    };
     let mut session = PeerConfig::new(p.local_as, p.peer_as, router_id);
     session.passive = p.passive;
     session.hold_time = args.hold_time;
     session.connect_retry = Duration::from_secs(args.connect_retry.max(1));
     // Calico runs one family per session: IPv4 routes over IPv4 sessions, IPv6 over IPv6.
-    session.capabilities.families =
-        vec![if p.peer_address.is_ipv4() { Family::Ipv4Unicast } else { Family::Ipv6Unicast }];
+    session.capabilities.families = vec![if p.peer_address.is_ipv4() {
+        Family::Ipv4Unicast
+    } else {
+        Family::Ipv6Unicast
+    }];
     session.capabilities.hostname = Some(node.to_string());
-    let restart_time = p.max_restart_time.map_or(120, |d| d.as_secs().min(4095) as u16);
-    session.capabilities.graceful_restart =
-        Some(GrConfig { restart_time, restarting: false, forwarding_preserved: false });
+    let restart_time = p
+        .max_restart_time
+        .map_or(120, |d| d.as_secs().min(4095) as u16);
+    session.capabilities.graceful_restart = Some(GrConfig {
+        restart_time,
+        restarting: false,
+        forwarding_preserved: false,
+    });
     let mut spec = PeerSpec::new(p.peer_address, session);
-    spec.name = p.peer_node.clone().or_else(|| p.bgp_peer.clone()).unwrap_or_else(|| p.peer_address.to_string());
+    spec.routing.rr_client = p.route_reflector_client;
+    spec.routing.next_hop_mode = match p.next_hop_mode {
+        config::NextHopMode::Auto => NextHopMode::Auto,
+        config::NextHopMode::SelfMode => NextHopMode::SelfAddr,
+        config::NextHopMode::Keep => NextHopMode::Keep,
+    };
+    spec.routing.allow_own_as = p.allow_own_as.min(u32::from(u8::MAX)) as u8;
+    spec.name = p
+        .peer_node
+        .clone()
+        .or_else(|| p.bgp_peer.clone())
+        .unwrap_or_else(|| p.peer_address.to_string());
     spec.kind = kind_label(p.kind).to_string();
     spec.port = p.port;
     spec.next_hop_self = nh;
@@ -157,8 +206,14 @@ fn peer_spec(p: &BgpPeering, router_id: Ipv4Addr, nh: NextHopSelf, node: &str, a
     if let Some(secret) = &p.password {
         let password = config::secrets::read_password(secret, &args.secrets_dir)
             .map_err(|e| fail(e.to_string()))?
-            .ok_or_else(|| fail(format!("password secret {} is empty", secret.path(&args.secrets_dir).display())))?;
-        spec.md5 = Some(Md5Key::new(password.trim_end_matches('\n')).map_err(|e| fail(e.to_string()))?);
+            .ok_or_else(|| {
+                fail(format!(
+                    "password secret {} is empty",
+                    secret.path(&args.secrets_dir).display()
+                ))
+            })?;
+        spec.md5 =
+            Some(Md5Key::new(password.trim_end_matches('\n')).map_err(|e| fail(e.to_string()))?);
     }
     if let Some(hops) = p.ttl_security.filter(|&h| h > 0) {
         spec.ttl = TtlPolicy::gtsm(hops).map_err(|e| fail(e.to_string()))?;
@@ -211,11 +266,17 @@ async fn serve(plan: Plan, args: Args) -> Result<(), StartError> {
         speaker.originate(args.originate.clone()).await?;
     }
     if let Some(path) = &args.status_file {
-        tokio::spawn(status_file::keep_writing(speaker.clone(), args.node.clone(), path.clone()));
+        tokio::spawn(status_file::keep_writing(
+            speaker.clone(),
+            args.node.clone(),
+            path.clone(),
+        ));
     }
     wait_for_signal().await;
     info!("stopping: closing every session");
-    speaker.shutdown(Some("tortie agent stopping".into())).await?;
+    speaker
+        .shutdown(Some("tortie agent stopping".into()))
+        .await?;
     Ok(())
 }
 

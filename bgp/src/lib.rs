@@ -8,7 +8,7 @@
 //! or a clock, so the session state machine and the RIB built on it can be tested in microseconds.
 
 pub mod fsm;
+pub mod rib;
 pub mod speaker;
 pub mod transport;
 pub mod wire;
-pub mod rib;

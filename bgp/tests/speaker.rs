@@ -14,11 +14,7 @@ fn addr(last: u8) -> Ipv4Addr {
 }
 
 async fn speaker(ip: Ipv4Addr, asn: u32) -> Speaker {
-    let cfg = SpeakerConfig {
-        local_as: asn,
-        router_id: ip,
-        listen: vec![SocketAddr::new(IpAddr::V4(ip), 0)],
-    };
+    let cfg = SpeakerConfig::new(asn, ip, vec![SocketAddr::new(IpAddr::V4(ip), 0)]);
     Speaker::start(cfg).await.expect("speaker starts").0
 }
 

@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::types::{BgpPeer, SecretKeyRef, SourceAddress};
+use super::types::{BgpPeer, NextHopMode, SecretKeyRef, SourceAddress};
 use super::{Config, Located, Node, UnknownNode};
 
 /// Calico's default AS number.
@@ -93,6 +93,12 @@ pub struct BgpPeering {
     pub passive: bool,
     /// This node (a route reflector) reflects routes to this peer.
     pub route_reflector_client: bool,
+    /// `nextHopMode`, with the legacy `keepOriginalNextHop: true` read as `Keep`.
+    pub next_hop_mode: NextHopMode,
+    /// `numAllowedLocalASNumbers`: how often this node's AS may appear in a received path.
+    pub allow_own_as: u32,
+    /// Names of the BGPFilters applied to this session, in order.
+    pub filters: Vec<String>,
 }
 
 /// What the computation needs to know of a node.
@@ -248,6 +254,17 @@ fn compute(config: &Config, me: &NodeBgp) -> Vec<BgpPeering> {
                 .map(|d| d.value),
             passive,
             route_reflector_client,
+            next_hop_mode: match spec.and_then(|s| s.next_hop_mode) {
+                Some(m) => m,
+                None if spec.and_then(|s| s.keep_original_next_hop) == Some(true) => {
+                    NextHopMode::Keep
+                }
+                None => NextHopMode::Auto,
+            },
+            allow_own_as: spec
+                .and_then(|s| s.num_allowed_local_as_numbers)
+                .map_or(0, |n| n.0),
+            filters: spec.map(|s| s.filters.clone()).unwrap_or_default(),
         })
     };
     let mut emit = |p: Option<BgpPeering>| {

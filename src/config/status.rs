@@ -102,9 +102,9 @@ pub static FIELDS: &[FieldEntry] = &[
     acted(Peer, "spec.ttlSecurity"),
     later(Peer, "spec.localASNumber"),
     later(Peer, "spec.localWorkloadSelector"),
-    later(Peer, "spec.keepOriginalNextHop"),
-    later(Peer, "spec.nextHopMode"),
-    later(Peer, "spec.numAllowedLocalASNumbers"),
+    acted(Peer, "spec.keepOriginalNextHop"),
+    acted(Peer, "spec.nextHopMode"),
+    acted(Peer, "spec.numAllowedLocalASNumbers"),
     later(Peer, "spec.filters"),
     later(Peer, "spec.reachableBy"),
     // BGPFilter

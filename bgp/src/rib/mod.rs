@@ -272,6 +272,49 @@ impl Rib {
         self.tables.len()
     }
 
+    /// Sends the peer its whole table again (a ROUTE-REFRESH request, RFC 2918).
+    pub fn resend(&mut self, id: PeerId) {
+        if let Some(p) = self.peer_mut(id) {
+            if p.session.is_some() {
+                p.out.start_dump();
+            }
+        }
+    }
+
+    /// How many prefixes the peer is being sent now (computed from the Loc-RIB: O(table)).
+    pub fn advertised_count(&self, id: PeerId) -> usize {
+        let mut n = 0;
+        for k in self.tables.v4.keys() {
+            n += usize::from(!self.export_prefix(k.to_net(), id).is_empty());
+        }
+        for k in self.tables.v6.keys() {
+            n += usize::from(!self.export_prefix(k.to_net(), id).is_empty());
+        }
+        n
+    }
+
+    /// The paths a peer announced (its Adj-RIB-In after import policy).
+    pub fn routes_from(&self, id: PeerId) -> Vec<(IpNet, Path)> {
+        let mut out = Vec::new();
+        for (k, d) in &self.tables.v4 {
+            out.extend(
+                d.paths
+                    .iter()
+                    .filter(|p| p.peer == id)
+                    .map(|p| (k.to_net(), p.clone())),
+            );
+        }
+        for (k, d) in &self.tables.v6 {
+            out.extend(
+                d.paths
+                    .iter()
+                    .filter(|p| p.peer == id)
+                    .map(|p| (k.to_net(), p.clone())),
+            );
+        }
+        out
+    }
+
     /// The session came up: its table is sent from the start (then End-of-RIB), and any stale
     /// paths it left stay until its End-of-RIB or the restart time.
     pub fn peer_up(&mut self, id: PeerId, session: SessionInfo) {

@@ -8,31 +8,61 @@
 //!                                        └──────────── PeerEvent ◀──────────┘
 //! ```
 //!
-//! Until the RIB exists the router keeps each peer's Adj-RIB-In and sends the prefixes this
-//! node originates to every Established peer ([`routes`]). Channels are bounded: a peer that
-//! does not read stops receiving routes (its write queue is watched), and a router that falls
-//! behind stops the peer tasks from reading their sockets.
+//! The router owns the [`crate::rib::Rib`]: it hands it what the sessions receive and pulls
+//! each peer's UPDATEs when that peer's channel has room. Channels are bounded: a peer that
+//! does not read stops taking UPDATEs (its write queue is watched) and only its pending set in
+//! the RIB grows, bounded by the table; a router that falls behind stops the peer tasks from
+//! reading their sockets.
 
 mod conn_io;
 mod peer;
-mod routes;
+mod router;
 
-pub use routes::{NextHopSelf, ReceivedRoute};
-
-use crate::fsm::{Down, Negotiated, PeerConfig, State, Stop};
+use crate::fsm::{Down, Negotiated, PeerConfig, State};
+use crate::rib::{NextHopMode, Rib, RibConfig, RouteChange, RouteView};
 use crate::transport::{Listener, Md5Key, TransportError, TtlPolicy};
-use crate::wire::{Family, RouteRefreshSubtype, Update};
+use crate::wire::{Attributes, Family, Update};
 use ipnet::IpNet;
-use peer::{PeerCmd, PeerTask};
-use routes::AdjRibIn;
-use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use router::Router;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
+
+/// Next hops this node puts on routes it sends: configured ones, else the session's own
+/// address (next hop self).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NextHopSelf {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+/// How routes to and from one peer are treated (see [`crate::rib::RibPeer`]).
+#[derive(Debug, Clone, Default)]
+pub struct PeerRouting {
+    pub rr_client: bool,
+    pub next_hop_mode: NextHopMode,
+    pub allow_own_as: u8,
+    pub max_prefixes: Option<u32>,
+    /// Restart a session stopped for too many prefixes after this long.
+    pub max_prefixes_restart: Option<Duration>,
+}
+
+/// One path a peer announced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceivedRoute {
+    pub prefix: IpNet,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_id: Option<u32>,
+    pub next_hop: IpAddr,
+    pub attrs: Arc<Attributes>,
+    /// Kept by graceful restart while the peer is away.
+    pub stale: bool,
+}
 
 /// One peer: the session's configuration plus how to reach it.
 #[derive(Debug, Clone)]
@@ -50,6 +80,7 @@ pub struct PeerSpec {
     pub ttl: TtlPolicy,
     pub connect_timeout: Duration,
     pub next_hop_self: NextHopSelf,
+    pub routing: PeerRouting,
 }
 
 impl PeerSpec {
@@ -73,6 +104,7 @@ impl PeerSpec {
             ttl: TtlPolicy::Default,
             connect_timeout: Duration::from_secs(5),
             next_hop_self: NextHopSelf::default(),
+            routing: PeerRouting::default(),
         }
     }
 }
@@ -83,6 +115,25 @@ pub struct SpeakerConfig {
     pub router_id: Ipv4Addr,
     /// Addresses to listen on; port 0 picks a free port (see [`Speaker::listen_addrs`]).
     pub listen: Vec<SocketAddr>,
+    /// Set to be a route reflector with this cluster id.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// The largest ECMP group handed to the dataplane.
+    pub max_ecmp: usize,
+    /// Where the change stream of best routes goes (the dataplane); `None` drops it.
+    pub fib: Option<mpsc::Sender<Vec<RouteChange>>>,
+}
+
+impl SpeakerConfig {
+    pub fn new(local_as: u32, router_id: Ipv4Addr, listen: Vec<SocketAddr>) -> Self {
+        SpeakerConfig {
+            local_as,
+            router_id,
+            listen,
+            cluster_id: None,
+            max_ecmp: 16,
+            fib: None,
+        }
+    }
 }
 
 /// A peer as status output shows it.
@@ -138,6 +189,7 @@ enum Command {
     Withdraw(Vec<IpNet>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     AdjRibIn(IpAddr, oneshot::Sender<Option<Vec<ReceivedRoute>>>),
+    Routes(Option<IpNet>, oneshot::Sender<Vec<RouteView>>),
     Refresh(IpAddr, Family),
     Accepted(TcpStream, SocketAddr),
     Shutdown(Option<String>, oneshot::Sender<()>),
@@ -167,15 +219,20 @@ impl Speaker {
             tokio::spawn(accept_loop(l.clone(), cmd_tx.clone()));
         }
         let (peer_tx, peer_rx) = mpsc::channel(1024);
+        let (internal_tx, internal_rx) = mpsc::channel(64);
+        let mut rib_cfg = RibConfig::new(cfg.local_as, cfg.router_id);
+        rib_cfg.cluster_id = cfg.cluster_id;
+        rib_cfg.max_ecmp = cfg.max_ecmp;
         let router = Router {
-            cfg,
+            fib: cfg.fib.clone(),
+            rib: Rib::new(rib_cfg),
             listeners,
             peers: HashMap::new(),
-            originated: BTreeSet::new(),
             events: events.clone(),
             peer_tx,
+            internal_tx,
         };
-        let task = tokio::spawn(router.run(cmd_rx, peer_rx));
+        let task = tokio::spawn(router.run(cmd_rx, peer_rx, internal_rx));
         Ok((
             Speaker {
                 cmd: cmd_tx,
@@ -243,6 +300,11 @@ impl Speaker {
         self.ask(|tx| Command::AdjRibIn(peer, tx)).await
     }
 
+    /// Routes in the Loc-RIB within `within` (all for `None`), with every path.
+    pub async fn routes(&self, within: Option<IpNet>) -> Result<Vec<RouteView>, SpeakerError> {
+        self.ask(|tx| Command::Routes(within, tx)).await
+    }
+
     pub async fn request_refresh(&self, peer: IpAddr, family: Family) -> Result<(), SpeakerError> {
         self.cmd
             .send(Command::Refresh(peer, family))
@@ -291,285 +353,4 @@ pub(crate) enum PeerEventKind {
     Down(Down),
     Update(Update),
     RouteRefresh(crate::wire::RouteRefresh),
-}
-
-struct PeerEntry {
-    spec: PeerSpec,
-    ctl: mpsc::Sender<PeerCmd>,
-    routes: mpsc::Sender<Vec<Update>>,
-    task: JoinHandle<()>,
-    state: State,
-    since: SystemTime,
-    last_error: Option<String>,
-    negotiated: Option<Box<Negotiated>>,
-    local: Option<SocketAddr>,
-    adj_in: AdjRibIn,
-    advertised: usize,
-}
-
-struct Router {
-    cfg: SpeakerConfig,
-    listeners: Vec<Arc<Listener>>,
-    peers: HashMap<IpAddr, PeerEntry>,
-    originated: BTreeSet<IpNet>,
-    events: broadcast::Sender<SpeakerEvent>,
-    peer_tx: mpsc::Sender<PeerEvent>,
-}
-
-impl Router {
-    async fn run(
-        mut self,
-        mut cmd: mpsc::Receiver<Command>,
-        mut from_peers: mpsc::Receiver<PeerEvent>,
-    ) {
-        loop {
-            tokio::select! {
-                c = cmd.recv() => match c {
-                    Some(Command::Shutdown(message, done)) => {
-                        self.shutdown(message).await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    Some(c) => self.command(c).await,
-                    None => {
-                        self.shutdown(None).await;
-                        return;
-                    }
-                },
-                Some(ev) = from_peers.recv() => self.peer_event(ev).await,
-            }
-        }
-    }
-
-    async fn shutdown(&mut self, message: Option<String>) {
-        for entry in self.peers.values() {
-            let _ = entry
-                .ctl
-                .send(PeerCmd::Stop(Stop::Shutdown(message.clone())))
-                .await;
-        }
-        for (_, entry) in self.peers.drain() {
-            drop(entry.ctl);
-            // Give the peer task a moment to write its NOTIFICATION.
-            let _ = tokio::time::timeout(Duration::from_secs(2), entry.task).await;
-        }
-    }
-
-    async fn command(&mut self, c: Command) {
-        match c {
-            Command::AddPeer(spec, reply) => {
-                let _ = reply.send(self.add_peer(spec).await);
-            }
-            Command::RemovePeer(addr, reply) => {
-                let found = match self.peers.remove(&addr) {
-                    Some(entry) => {
-                        for l in &self.listeners {
-                            let _ = l.set_md5(addr, None);
-                        }
-                        // Dropping the control channel makes the task send Cease / Peer
-                        // De-configured and end.
-                        drop(entry.ctl);
-                        true
-                    }
-                    None => false,
-                };
-                let _ = reply.send(found);
-            }
-            Command::Originate(prefixes) => {
-                let new: Vec<IpNet> = prefixes
-                    .into_iter()
-                    .filter(|p| self.originated.insert(*p))
-                    .collect();
-                self.advertise_all(&new, false).await;
-            }
-            Command::Withdraw(prefixes) => {
-                let gone: Vec<IpNet> = prefixes
-                    .into_iter()
-                    .filter(|p| self.originated.remove(p))
-                    .collect();
-                self.advertise_all(&gone, true).await;
-            }
-            Command::Peers(reply) => {
-                let list = self
-                    .peers
-                    .values()
-                    .map(|e| PeerStatus {
-                        name: e.spec.name.clone(),
-                        kind: e.spec.kind.clone(),
-                        address: e.spec.address,
-                        port: e.spec.port,
-                        peer_as: e.spec.session.peer_as,
-                        state: e.state,
-                        since: e.since,
-                        last_error: e.last_error.clone(),
-                        negotiated: e.negotiated.as_deref().cloned(),
-                        received: e.adj_in.len(),
-                        advertised: e.advertised,
-                    })
-                    .collect();
-                let _ = reply.send(list);
-            }
-            Command::AdjRibIn(addr, reply) => {
-                let _ = reply.send(self.peers.get(&addr).map(|e| e.adj_in.routes()));
-            }
-            Command::Refresh(addr, family) => {
-                if let Some(e) = self.peers.get(&addr) {
-                    let _ = e.ctl.send(PeerCmd::RequestRefresh(family)).await;
-                }
-            }
-            Command::Accepted(stream, remote) => match self.peers.get(&remote.ip()) {
-                Some(e) => {
-                    let _ = e.ctl.send(PeerCmd::Accepted(stream)).await;
-                }
-                None => {
-                    info!(%remote, "connection from an address that is not a configured peer; closed")
-                }
-            },
-            Command::Shutdown(..) => {}
-        }
-    }
-
-    async fn add_peer(&mut self, spec: PeerSpec) -> Result<(), SpeakerError> {
-        if self.peers.contains_key(&spec.address) {
-            return Err(SpeakerError::DuplicatePeer(spec.address));
-        }
-        for l in self
-            .listeners
-            .iter()
-            .filter(|l| l.local_addr().is_ipv4() == spec.address.is_ipv4())
-        {
-            l.set_md5(spec.address, spec.md5.as_ref())?;
-            l.set_ttl_policy(spec.address, spec.ttl)?;
-        }
-        let (ctl_tx, ctl_rx) = mpsc::channel(64);
-        let (routes_tx, routes_rx) = mpsc::channel(64);
-        let task =
-            tokio::spawn(PeerTask::new(spec.clone(), self.peer_tx.clone()).run(ctl_rx, routes_rx));
-        let _ = ctl_tx.send(PeerCmd::Start).await;
-        info!(peer = %spec.address, name = %spec.name, kind = %spec.kind, peer_as = spec.session.peer_as, passive = spec.session.passive, "peer added");
-        self.peers.insert(
-            spec.address,
-            PeerEntry {
-                spec,
-                ctl: ctl_tx,
-                routes: routes_tx,
-                task,
-                state: State::Idle,
-                since: SystemTime::now(),
-                last_error: None,
-                negotiated: None,
-                local: None,
-                adj_in: AdjRibIn::default(),
-                advertised: 0,
-            },
-        );
-        Ok(())
-    }
-
-    /// Sends announcements (or withdrawals) of `prefixes` to every Established peer.
-    async fn advertise_all(&mut self, prefixes: &[IpNet], withdraw: bool) {
-        if prefixes.is_empty() {
-            return;
-        }
-        let addrs: Vec<IpAddr> = self.peers.keys().copied().collect();
-        for addr in addrs {
-            self.advertise(addr, prefixes, withdraw, false).await;
-        }
-    }
-
-    async fn advertise(
-        &mut self,
-        addr: IpAddr,
-        prefixes: &[IpNet],
-        withdraw: bool,
-        end_of_rib: bool,
-    ) {
-        let local_as = self.cfg.local_as;
-        let Some(e) = self.peers.get_mut(&addr) else {
-            return;
-        };
-        let Some(negotiated) = e.negotiated.as_deref() else {
-            return;
-        };
-        let (mut updates, unsendable) = match routes::updates_for_peer(
-            prefixes,
-            withdraw,
-            local_as,
-            negotiated,
-            e.local,
-            e.spec.next_hop_self,
-        ) {
-            Ok(x) => x,
-            Err(err) => {
-                warn!(peer = %addr, error = %err, "cannot build UPDATEs");
-                return;
-            }
-        };
-        if !unsendable.is_empty() {
-            warn!(peer = %addr, prefixes = ?unsendable, "no next hop of the right family or family not negotiated; not sent");
-        }
-        if end_of_rib {
-            updates.extend(negotiated.families.iter().map(|&f| Update::end_of_rib(f)));
-        }
-        let count: usize = prefixes.len() - unsendable.len();
-        if withdraw {
-            e.advertised = e.advertised.saturating_sub(count);
-        } else {
-            e.advertised += count;
-        }
-        if !updates.is_empty() {
-            let _ = e.routes.send(updates).await;
-        }
-    }
-
-    async fn peer_event(&mut self, ev: PeerEvent) {
-        let addr = ev.peer;
-        let Some(e) = self.peers.get_mut(&addr) else {
-            return;
-        };
-        match ev.kind {
-            PeerEventKind::State { from, to } => {
-                e.state = to;
-                e.since = SystemTime::now();
-                let _ = self.events.send(SpeakerEvent::State {
-                    peer: addr,
-                    from,
-                    to,
-                });
-            }
-            PeerEventKind::Established { negotiated, local } => {
-                e.negotiated = Some(negotiated);
-                e.local = local;
-                e.last_error = None;
-                e.advertised = 0;
-                let all: Vec<IpNet> = self.originated.iter().copied().collect();
-                // The initial table, then End-of-RIB (RFC 4724 section 2).
-                self.advertise(addr, &all, false, true).await;
-            }
-            PeerEventKind::Down(down) => {
-                let reason = down.to_string();
-                e.last_error = Some(reason.clone());
-                e.negotiated = None;
-                e.adj_in = AdjRibIn::default();
-                e.advertised = 0;
-                let _ = self.events.send(SpeakerEvent::Down { peer: addr, reason });
-            }
-            PeerEventKind::Update(u) => {
-                e.adj_in.apply(&u);
-                if u.treat_as_withdraw() || u.worst_action().is_some() {
-                    warn!(peer = %addr, errors = ?u.errors, "malformed UPDATE handled per RFC 7606");
-                }
-                let _ = self.events.send(SpeakerEvent::Routes {
-                    peer: addr,
-                    update_count: 1,
-                });
-            }
-            PeerEventKind::RouteRefresh(rr) => {
-                if rr.subtype == RouteRefreshSubtype::Request {
-                    let all: Vec<IpNet> = self.originated.iter().copied().collect();
-                    self.advertise(addr, &all, false, false).await;
-                }
-            }
-        }
-    }
 }

@@ -233,7 +233,10 @@ impl PeerTask {
             // An attempt must end before the ConnectRetryTimer (at least 0.75 of its base, with
             // jitter) abandons it, or a silent peer (an MD5 mismatch) would never be reported
             // as one.
-            timeout: self.spec.connect_timeout.min(self.spec.session.connect_retry.mul_f64(0.7)),
+            timeout: self
+                .spec
+                .connect_timeout
+                .min(self.spec.session.connect_retry.mul_f64(0.7)),
         };
         let tx = self.conn_tx.clone();
         let task = tokio::spawn(async move {

@@ -22,7 +22,7 @@ fn table_lists_communities_as_not_yet_acted_on() {
 }
 
 #[test]
-fn table_marks_the_first_cut_fields_acted_on() {
+fn table_marks_the_fields_acted_on() {
     let acted: Vec<(Kind, &str)> = FIELDS
         .iter()
         .filter(|e| e.status == FieldStatus::ActedOn)
@@ -50,6 +50,9 @@ fn table_marks_the_first_cut_fields_acted_on() {
             (BgpPeer, "spec.sourceAddress"),
             (BgpPeer, "spec.maxRestartTime"),
             (BgpPeer, "spec.ttlSecurity"),
+            (BgpPeer, "spec.keepOriginalNextHop"),
+            (BgpPeer, "spec.nextHopMode"),
+            (BgpPeer, "spec.numAllowedLocalASNumbers"),
             (IpPool, "spec.cidr"),
             (IpPool, "spec.blockSize"),
         ]

@@ -1,0 +1,371 @@
+//! The router task: owns the RIB and the peers, feeds the RIB what the sessions receive and
+//! pulls each peer's UPDATEs when its channel has room.
+
+use super::peer::{PeerCmd, PeerTask};
+use super::{Command, PeerEvent, PeerEventKind, PeerSpec, PeerStatus, ReceivedRoute, SpeakerEvent};
+use crate::fsm::{Down, State, Stop};
+use crate::rib::{ImportError, PeerId, Rib, RibPeer, RouteChange, SessionInfo};
+use crate::transport::Listener;
+use crate::wire::{RouteRefreshSubtype, Update};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Prefixes per batch handed to one peer: large enough to fill UPDATEs, small enough that the
+/// router stays responsive while a big table goes out.
+const BATCH_PREFIXES: usize = 4096;
+/// Changes per batch handed to the dataplane.
+const FIB_BATCH: usize = 8192;
+
+pub(super) struct PeerEntry {
+    pub spec: PeerSpec,
+    pub id: PeerId,
+    pub ctl: mpsc::Sender<PeerCmd>,
+    pub routes: mpsc::Sender<Vec<Update>>,
+    pub task: JoinHandle<()>,
+    pub state: State,
+    pub since: SystemTime,
+    pub last_error: Option<String>,
+    pub negotiated: Option<Box<crate::fsm::Negotiated>>,
+    /// Whether the current session negotiated graceful restart (both sides advertised it).
+    pub graceful: bool,
+    /// Counts graceful restarts, so that an old restart timer is recognised.
+    pub gr_epoch: u64,
+}
+
+pub(super) enum Internal {
+    RestartTimer(IpAddr, u64),
+}
+
+pub(super) struct Router {
+    pub listeners: Vec<Arc<Listener>>,
+    pub peers: HashMap<IpAddr, PeerEntry>,
+    pub rib: Rib,
+    pub events: broadcast::Sender<SpeakerEvent>,
+    pub peer_tx: mpsc::Sender<PeerEvent>,
+    pub internal_tx: mpsc::Sender<Internal>,
+    pub fib: Option<mpsc::Sender<Vec<RouteChange>>>,
+}
+
+impl Router {
+    pub async fn run(
+        mut self,
+        mut cmd: mpsc::Receiver<Command>,
+        mut from_peers: mpsc::Receiver<PeerEvent>,
+        mut internal: mpsc::Receiver<Internal>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                c = cmd.recv() => match c {
+                    Some(Command::Shutdown(message, done)) => {
+                        self.shutdown(message).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(c) => self.command(c).await,
+                    None => {
+                        self.shutdown(None).await;
+                        return;
+                    }
+                },
+                Some(ev) = from_peers.recv() => {
+                    self.peer_event(ev).await;
+                    // Take what else is queued before the export work, so a burst of UPDATEs
+                    // is decided once.
+                    while let Ok(ev) = from_peers.try_recv() {
+                        self.peer_event(ev).await;
+                    }
+                }
+                Some(i) = internal.recv() => self.internal(i),
+                _ = tick.tick() => {}
+            }
+            self.pump();
+        }
+    }
+
+    /// Moves routing work forward: the export pass, UPDATEs to every peer with room, changes
+    /// to the dataplane if it has room. Never waits.
+    fn pump(&mut self) {
+        self.rib.run_export_pass();
+        for e in self.peers.values() {
+            while self.rib.has_updates(e.id) {
+                let Ok(permit) = e.routes.try_reserve() else {
+                    break;
+                };
+                match self.rib.take_updates(e.id, BATCH_PREFIXES) {
+                    Ok(updates) if !updates.is_empty() => permit.send(updates),
+                    Ok(_) => {}
+                    Err(err) => {
+                        warn!(peer = %e.spec.address, error = %err, "cannot build UPDATEs");
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(fib) = &self.fib {
+            while self.rib.fib_changes_pending() > 0 {
+                let Ok(permit) = fib.try_reserve() else { break };
+                permit.send(self.rib.take_fib_changes(FIB_BATCH));
+            }
+        } else {
+            // Nobody installs routes (--dataplane none): the stream is dropped.
+            while self.rib.fib_changes_pending() > 0 {
+                self.rib.take_fib_changes(usize::MAX);
+            }
+        }
+    }
+
+    async fn shutdown(&mut self, message: Option<String>) {
+        for entry in self.peers.values() {
+            let _ = entry
+                .ctl
+                .send(PeerCmd::Stop(Stop::Shutdown(message.clone())))
+                .await;
+        }
+        for (_, entry) in self.peers.drain() {
+            drop(entry.ctl);
+            // Give the peer task a moment to write its NOTIFICATION.
+            let _ = tokio::time::timeout(Duration::from_secs(2), entry.task).await;
+        }
+    }
+
+    fn status(&self, e: &PeerEntry) -> PeerStatus {
+        PeerStatus {
+            name: e.spec.name.clone(),
+            kind: e.spec.kind.clone(),
+            address: e.spec.address,
+            port: e.spec.port,
+            peer_as: e.spec.session.peer_as,
+            state: e.state,
+            since: e.since,
+            last_error: e.last_error.clone(),
+            negotiated: e.negotiated.as_deref().cloned(),
+            received: self.rib.peer_path_count(e.id) as usize,
+            advertised: if e.state == State::Established {
+                self.rib.advertised_count(e.id)
+            } else {
+                0
+            },
+        }
+    }
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::AddPeer(spec, reply) => {
+                let _ = reply.send(self.add_peer(spec).await);
+            }
+            Command::RemovePeer(addr, reply) => {
+                let found = match self.peers.remove(&addr) {
+                    Some(entry) => {
+                        for l in &self.listeners {
+                            let _ = l.set_md5(addr, None);
+                        }
+                        self.rib.remove_peer(entry.id);
+                        // Dropping the control channel makes the task send Cease / Peer
+                        // De-configured and end.
+                        drop(entry.ctl);
+                        true
+                    }
+                    None => false,
+                };
+                let _ = reply.send(found);
+            }
+            Command::Originate(prefixes) => {
+                for p in prefixes {
+                    self.rib.originate(p, None);
+                }
+            }
+            Command::Withdraw(prefixes) => {
+                for p in prefixes {
+                    self.rib.withdraw_local(p);
+                }
+            }
+            Command::Peers(reply) => {
+                let list = self.peers.values().map(|e| self.status(e)).collect();
+                let _ = reply.send(list);
+            }
+            Command::AdjRibIn(addr, reply) => {
+                let routes = self.peers.get(&addr).map(|e| {
+                    self.rib
+                        .routes_from(e.id)
+                        .into_iter()
+                        .map(|(prefix, p)| ReceivedRoute {
+                            prefix,
+                            path_id: (p.rx_path_id != 0).then_some(p.rx_path_id),
+                            next_hop: p.attrs.next_hop,
+                            attrs: Arc::new(p.attrs.attrs.clone()),
+                            stale: p.stale,
+                        })
+                        .collect()
+                });
+                let _ = reply.send(routes);
+            }
+            Command::Routes(within, reply) => {
+                let _ = reply.send(self.rib.routes(within));
+            }
+            Command::Refresh(addr, family) => {
+                if let Some(e) = self.peers.get(&addr) {
+                    let _ = e.ctl.send(PeerCmd::RequestRefresh(family)).await;
+                }
+            }
+            Command::Accepted(stream, remote) => match self.peers.get(&remote.ip()) {
+                Some(e) => {
+                    let _ = e.ctl.send(PeerCmd::Accepted(stream)).await;
+                }
+                None => {
+                    info!(%remote, "connection from an address that is not a configured peer; closed")
+                }
+            },
+            Command::Shutdown(..) => {}
+        }
+    }
+
+    async fn add_peer(&mut self, spec: PeerSpec) -> Result<(), super::SpeakerError> {
+        if self.peers.contains_key(&spec.address) {
+            return Err(super::SpeakerError::DuplicatePeer(spec.address));
+        }
+        for l in self
+            .listeners
+            .iter()
+            .filter(|l| l.local_addr().is_ipv4() == spec.address.is_ipv4())
+        {
+            l.set_md5(spec.address, spec.md5.as_ref())?;
+            l.set_ttl_policy(spec.address, spec.ttl)?;
+        }
+        let mut rp = RibPeer::new(spec.address, spec.session.peer_as);
+        rp.rr_client = spec.routing.rr_client;
+        rp.next_hop_mode = spec.routing.next_hop_mode;
+        rp.next_hop_v4 = spec.next_hop_self.v4;
+        rp.next_hop_v6 = spec.next_hop_self.v6;
+        rp.allow_own_as = spec.routing.allow_own_as;
+        rp.max_prefixes = spec.routing.max_prefixes;
+        let id = self.rib.add_peer(rp);
+        let (ctl_tx, ctl_rx) = mpsc::channel(64);
+        let (routes_tx, routes_rx) = mpsc::channel(4);
+        let task =
+            tokio::spawn(PeerTask::new(spec.clone(), self.peer_tx.clone()).run(ctl_rx, routes_rx));
+        let _ = ctl_tx.send(PeerCmd::Start).await;
+        info!(peer = %spec.address, name = %spec.name, kind = %spec.kind, peer_as = spec.session.peer_as, passive = spec.session.passive, "peer added");
+        self.peers.insert(
+            spec.address,
+            PeerEntry {
+                spec,
+                id,
+                ctl: ctl_tx,
+                routes: routes_tx,
+                task,
+                state: State::Idle,
+                since: SystemTime::now(),
+                last_error: None,
+                negotiated: None,
+                graceful: false,
+                gr_epoch: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn internal(&mut self, i: Internal) {
+        match i {
+            Internal::RestartTimer(addr, epoch) => {
+                if let Some(e) = self.peers.get(&addr).filter(|e| e.gr_epoch == epoch) {
+                    info!(peer = %addr, "graceful restart time over: stale routes removed");
+                    self.rib.restart_timer_expired(e.id);
+                }
+            }
+        }
+    }
+
+    async fn peer_event(&mut self, ev: PeerEvent) {
+        let addr = ev.peer;
+        let Some(e) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        match ev.kind {
+            PeerEventKind::State { from, to } => {
+                e.state = to;
+                e.since = SystemTime::now();
+                let _ = self.events.send(SpeakerEvent::State {
+                    peer: addr,
+                    from,
+                    to,
+                });
+            }
+            PeerEventKind::Established { negotiated, local } => {
+                e.graceful = negotiated.peer_graceful_restart.is_some()
+                    && e.spec.session.capabilities.graceful_restart.is_some();
+                let session = SessionInfo {
+                    bgp_id: negotiated.peer_id,
+                    families: negotiated.families.clone(),
+                    tx: negotiated.tx,
+                    local_address: local.map(|a| a.ip()),
+                    peer_graceful_restart: if e.graceful {
+                        negotiated.peer_graceful_restart.clone()
+                    } else {
+                        None
+                    },
+                    extended_next_hop: negotiated.extended_next_hop,
+                };
+                e.negotiated = Some(negotiated);
+                e.last_error = None;
+                e.gr_epoch += 1;
+                self.rib.peer_up(e.id, session);
+            }
+            PeerEventKind::Down(down) => {
+                let reason = down.to_string();
+                e.last_error = Some(reason.clone());
+                // RFC 4724 section 4.2: the routes of a peer that can restart gracefully stay
+                // when its session ends without a NOTIFICATION.
+                let graceful = e.graceful
+                    && !matches!(
+                        down,
+                        Down::NotificationSent(_) | Down::NotificationReceived(_)
+                    );
+                let was_up = e.negotiated.take().is_some();
+                if was_up {
+                    if let Some(restart) = self.rib.peer_down(e.id, graceful) {
+                        info!(peer = %addr, restart = ?restart, "peer may be restarting: its routes are kept, marked stale");
+                        let tx = self.internal_tx.clone();
+                        let epoch = e.gr_epoch;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(restart).await;
+                            let _ = tx.send(Internal::RestartTimer(addr, epoch)).await;
+                        });
+                    }
+                }
+                let _ = self.events.send(SpeakerEvent::Down { peer: addr, reason });
+            }
+            PeerEventKind::Update(u) => {
+                if u.worst_action().is_some() {
+                    warn!(peer = %addr, errors = ?u.errors, "malformed UPDATE handled per RFC 7606");
+                }
+                match self.rib.apply_update(e.id, &u) {
+                    Ok(_) => {}
+                    Err(ImportError::MaxPrefixes { limit, count }) => {
+                        warn!(peer = %addr, limit, count, "maximum number of prefixes exceeded: stopping the session");
+                        let restart_after = e.spec.routing.max_prefixes_restart;
+                        let _ = e
+                            .ctl
+                            .send(PeerCmd::Stop(Stop::MaxPrefixes { restart_after }))
+                            .await;
+                    }
+                }
+                let _ = self.events.send(SpeakerEvent::Routes {
+                    peer: addr,
+                    update_count: 1,
+                });
+            }
+            PeerEventKind::RouteRefresh(rr) => {
+                if rr.subtype == RouteRefreshSubtype::Request {
+                    self.rib.resend(e.id);
+                }
+            }
+        }
+    }
+}
