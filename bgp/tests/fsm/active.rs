@@ -1,7 +1,6 @@
 //! RFC 4271 section 8.2.2, Active state: listening for the peer, or its connection is up and
 //! the DelayOpenTimer runs.
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{Action, ConnId, Down, PeerConfig, State, Stop, Timer};
 use tortie_bgp::wire::Message;

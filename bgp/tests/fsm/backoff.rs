@@ -2,7 +2,6 @@
 //! automatic restart doubles per consecutive failure up to a ceiling, with the jitter of
 //! section 10 (0.75..1.0 of the base), and starts over once a session stayed up long enough.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

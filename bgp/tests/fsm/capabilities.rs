@@ -3,7 +3,6 @@
 //! 8654), route refresh (RFC 2918, RFC 7313), graceful restart (RFC 4724), extended next hop
 //! (RFC 8950); a refused capability is left out of the next OPEN (RFC 5492 section 5).
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{GrConfig, LocalCapabilities, Negotiated, PeerConfig, State, Timer};
 use tortie_bgp::wire::capability::code;

@@ -4,7 +4,6 @@
 //! (RFC 4486). An Established session is not disturbed by a new connection, unless the peer
 //! can restart gracefully (RFC 4724 section 4.2).
 
-
 use std::net::Ipv4Addr;
 
 use crate::support::*;

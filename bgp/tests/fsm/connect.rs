@@ -1,7 +1,6 @@
 //! RFC 4271 section 8.2.2, Connect state: our outbound connection is being opened, or it is up
 //! and the DelayOpenTimer runs.
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{Action, ConnId, Down, Event, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;

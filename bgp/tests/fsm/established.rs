@@ -1,7 +1,6 @@
 //! RFC 4271 section 8.2.2, Established state: UPDATE, KEEPALIVE, ROUTE-REFRESH (RFC 2918,
 //! RFC 7313), NOTIFICATION, errors, stops.
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{Down, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;

@@ -1,6 +1,5 @@
 //! RFC 4271 section 8.2.2, Idle state, with the idle hold of DampPeerOscillations.
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{Action, ConnId, Down, Event, State, Stop, Timer};
 

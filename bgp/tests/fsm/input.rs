@@ -1,7 +1,6 @@
 //! Framing of the TCP byte stream: messages split across reads, several messages in one read,
 //! bounded buffering, and length fields beyond the limit (RFC 4271 section 6.1, RFC 8654).
 
-
 use crate::support::*;
 use ipnet::Ipv4Net;
 use tortie_bgp::fsm::{LocalCapabilities, PeerConfig, State};

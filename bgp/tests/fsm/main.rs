@@ -1,7 +1,6 @@
 //! The session state machine (RFC 4271 section 8), driven with simulated time: one module per
 //! state of the RFC tables, plus timers, capabilities, collisions, backoff and input framing.
 
-mod support;
 mod active;
 mod backoff;
 mod capabilities;
@@ -12,4 +11,5 @@ mod idle;
 mod input;
 mod open_confirm;
 mod open_sent;
+mod support;
 mod timers;

@@ -1,7 +1,6 @@
 //! RFC 4271 section 8.2.2, OpenConfirm state: both OPENs exchanged, the peer's KEEPALIVE is
 //! awaited.
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{Down, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;

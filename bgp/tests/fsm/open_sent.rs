@@ -1,7 +1,6 @@
 //! RFC 4271 section 8.2.2, OpenSent state: our OPEN is out, the peer's is awaited. OPEN checks
 //! of section 6.2 (with RFC 6286 and RFC 6793), FSM errors of RFC 6608.
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{ConnId, Down, Event, PeerConfig, State, Stop, Timer};
 use tortie_bgp::wire::notification::cease;

@@ -2,7 +2,6 @@
 //! (sections 8.2.2 and 10), restarted lazily: a timer that fires re-arms itself if a message
 //! arrived (hold) or was sent (keepalive) since it was set.
 
-
 use crate::support::*;
 use tortie_bgp::fsm::{Action, PeerConfig, State, Timer};
 use tortie_bgp::wire::Message;
