@@ -2,7 +2,7 @@
 //! whenever they change. An interim window into the agent for tests and operators until the
 //! gRPC API exists.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 use tortie_bgp::speaker::Speaker;
@@ -12,7 +12,12 @@ async fn snapshot(speaker: &Speaker, node: &str) -> Option<Value> {
     let peers = speaker.peers().await.ok()?;
     let mut list = Vec::new();
     for p in peers {
-        let routes = speaker.adj_rib_in(p.address).await.ok().flatten().unwrap_or_default();
+        let routes = speaker
+            .adj_rib_in(p.address)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let routes: Vec<Value> = routes
             .iter()
             .map(|r| {

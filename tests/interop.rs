@@ -22,7 +22,10 @@ enum Session {
 fn prefixes(session: Session) -> (String, String) {
     let n = next_id() % 250 + 1;
     match session {
-        Session::V6 => (format!("2001:db8:{n:x}:1::/64"), format!("2001:db8:{n:x}:2::/64")),
+        Session::V6 => (
+            format!("2001:db8:{n:x}:1::/64"),
+            format!("2001:db8:{n:x}:2::/64"),
+        ),
         _ => (format!("198.19.{n}.0/26"), format!("198.19.{n}.64/26")),
     }
 }
@@ -39,11 +42,23 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(daemon_name: &str, v6: bool, daemon_as: u32, hold: u16, configure: impl Fn(Neighbor) -> Neighbor) -> Pair {
+    fn new(
+        daemon_name: &str,
+        v6: bool,
+        daemon_as: u32,
+        hold: u16,
+        configure: impl Fn(Neighbor) -> Neighbor,
+    ) -> Pair {
         let ns = Netns::new(&format!("io{}", next_id()));
         let n = next_id() % 250 + 1;
-        let (t4, d4) = (std::net::Ipv4Addr::new(198, 18, n as u8, 1), std::net::Ipv4Addr::new(198, 18, n as u8, 2));
-        let (t6, d6) = (ip(&format!("2001:db8:{n:x}::1")), ip(&format!("2001:db8:{n:x}::2")));
+        let (t4, d4) = (
+            std::net::Ipv4Addr::new(198, 18, n as u8, 1),
+            std::net::Ipv4Addr::new(198, 18, n as u8, 2),
+        );
+        let (t6, d6) = (
+            ip(&format!("2001:db8:{n:x}::1")),
+            ip(&format!("2001:db8:{n:x}::2")),
+        );
         for a in [format!("{t4}/32"), format!("{d4}/32")] {
             ns.add_addr("lo", &a);
         }
@@ -51,27 +66,69 @@ impl Pair {
         let mut daemon = SpeakerConfig::in_netns(&ns, d4, daemon_as);
         if v6 {
             for a in [t6, d6] {
-                ns.ip_ok(&["-6", "addr", "add", &format!("{a}/128"), "dev", "lo", "nodad"]);
+                ns.ip_ok(&[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{a}/128"),
+                    "dev",
+                    "lo",
+                    "nodad",
+                ]);
             }
             tortie = tortie.with_listen(t6);
             daemon = daemon.with_listen(d6);
         }
         let toward_tortie = {
-            let n = if v6 { Neighbor::new(t6, 179, TORTIE_AS) } else { Neighbor::to(&tortie) };
+            let n = if v6 {
+                Neighbor::new(t6, 179, TORTIE_AS)
+            } else {
+                Neighbor::to(&tortie)
+            };
             // GoBGP is slow to connect out: let tortie do it. ExaBGP only connects out.
-            if daemon_name == "gobgp" { n.passive() } else { n }
+            if daemon_name == "gobgp" {
+                n.passive()
+            } else {
+                n
+            }
         };
         daemon = daemon.with_neighbor(configure(toward_tortie.multihop(true).hold(hold)));
-        let toward_daemon = if v6 { Neighbor::to_v6(&daemon) } else { Neighbor::to(&daemon) };
+        let toward_daemon = if v6 {
+            Neighbor::to_v6(&daemon)
+        } else {
+            Neighbor::to(&daemon)
+        };
         tortie = tortie.with_neighbor(configure(toward_daemon.hold(hold)));
-        let (tortie_addr, daemon_addr) = if v6 { (t6, d6) } else { (IpAddr::V4(t4), IpAddr::V4(d4)) };
-        Pair { ns, tortie, daemon, tortie_addr, daemon_addr }
+        let (tortie_addr, daemon_addr) = if v6 {
+            (t6, d6)
+        } else {
+            (IpAddr::V4(t4), IpAddr::V4(d4))
+        };
+        Pair {
+            ns,
+            tortie,
+            daemon,
+            tortie_addr,
+            daemon_addr,
+        }
     }
 }
 
-fn run_case<D: Daemon>(daemon_name: &str, session: Session, start: impl FnOnce(SpeakerConfig) -> D) {
-    eprintln!("{daemon_name} {session:?}; versions:\n{}\n{}", versions(), Tortie::version());
-    let daemon_as = if session == Session::EbgpV4 { 65001 } else { TORTIE_AS };
+fn run_case<D: Daemon>(
+    daemon_name: &str,
+    session: Session,
+    start: impl FnOnce(SpeakerConfig) -> D,
+) {
+    eprintln!(
+        "{daemon_name} {session:?}; versions:\n{}\n{}",
+        versions(),
+        Tortie::version()
+    );
+    let daemon_as = if session == Session::EbgpV4 {
+        65001
+    } else {
+        TORTIE_AS
+    };
     let (ours, theirs) = prefixes(session);
     let v6 = session == Session::V6;
     let pair = Pair::new(daemon_name, v6, daemon_as, 9, |n| n);
@@ -83,16 +140,25 @@ fn run_case<D: Daemon>(daemon_name: &str, session: Session, start: impl FnOnce(S
     let seen = daemon.wait_route(&ours, SESSION_TIMEOUT);
     eprintln!("{daemon_name} shows {ours}: {seen:?}");
     assert!(
-        seen.iter().any(|r| r.next_hop.is_none() || r.next_hop == Some(pair.tortie_addr)),
+        seen.iter()
+            .any(|r| r.next_hop.is_none() || r.next_hop == Some(pair.tortie_addr)),
         "{daemon_name} has {ours} via {seen:?}, expected next hop {}",
         pair.tortie_addr
     );
     let learned = tortie.wait_route(&theirs, SESSION_TIMEOUT);
     eprintln!("tortie learned {theirs}: {learned:?}");
     if session == Session::EbgpV4 {
-        assert_eq!(learned[0].as_path, vec![65001], "eBGP path from {daemon_name}");
+        assert_eq!(
+            learned[0].as_path,
+            vec![65001],
+            "eBGP path from {daemon_name}"
+        );
     } else if !v6 {
-        assert!(learned[0].as_path.is_empty(), "iBGP path from {daemon_name}: {:?}", learned[0].as_path);
+        assert!(
+            learned[0].as_path.is_empty(),
+            "iBGP path from {daemon_name}: {:?}",
+            learned[0].as_path
+        );
     }
 }
 
@@ -128,7 +194,10 @@ fn md5_right_password<D: Daemon>(name: &str, start: impl FnOnce(SpeakerConfig) -
     let tortie = Tortie::start(pair.tortie.clone());
     tortie.wait_established(pair.daemon_addr, SESSION_TIMEOUT);
     daemon.wait_established(pair.tortie_addr, SESSION_TIMEOUT);
-    assert!(tortie.log().contains("md5=true"), "tortie signs its connections");
+    assert!(
+        tortie.log().contains("md5=true"),
+        "tortie signs its connections"
+    );
 }
 
 fn md5_wrong_password<D: Daemon>(name: &str, start: impl FnOnce(SpeakerConfig) -> D) {
@@ -141,19 +210,35 @@ fn md5_wrong_password<D: Daemon>(name: &str, start: impl FnOnce(SpeakerConfig) -
     let daemon = start(daemon_cfg);
     let tortie = Tortie::start(tortie_cfg);
     let peer = pair.daemon_addr;
-    wait_for("tortie to report the MD5 timeouts", std::time::Duration::from_secs(25), POLL, || {
-        let log = tortie.log();
-        if log.contains("TCP MD5 is configured for this peer and the connection keeps timing out") {
-            Ok(())
-        } else {
-            Err(format!("state {:?}", tortie.peer_state(&PeerKey::from(peer))))
-        }
-    });
-    assert!(!tortie.is_established(&PeerKey::from(peer)), "never Established with a wrong password");
+    wait_for(
+        "tortie to report the MD5 timeouts",
+        std::time::Duration::from_secs(25),
+        POLL,
+        || {
+            let log = tortie.log();
+            if log
+                .contains("TCP MD5 is configured for this peer and the connection keeps timing out")
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "state {:?}",
+                    tortie.peer_state(&PeerKey::from(peer))
+                ))
+            }
+        },
+    );
+    assert!(
+        !tortie.is_established(&PeerKey::from(peer)),
+        "never Established with a wrong password"
+    );
     assert!(!daemon.is_established(&PeerKey::from(pair.tortie_addr)));
     let after = pair.ns.md5_counters();
     eprintln!("TCPMD5 counters before {before:?} after {after:?}");
-    assert!(after.failure > before.failure, "the kernel dropped badly signed segments: {before:?} -> {after:?}");
+    assert!(
+        after.failure > before.failure,
+        "the kernel dropped badly signed segments: {before:?} -> {after:?}"
+    );
 }
 
 #[test]
@@ -192,12 +277,27 @@ fn frozen_peer<D: Daemon>(name: &str, start: impl FnOnce(SpeakerConfig) -> D) {
     let took = frozen_at.elapsed();
     eprintln!("tortie left Established after {took:?} ({state})");
     let err = tortie.last_error(pair.daemon_addr).unwrap_or_default();
-    assert!(err.contains("sent NOTIFICATION 4/0"), "hold timer expiry, got {err:?}");
-    assert!(took >= std::time::Duration::from_secs(2), "not before the 3 s hold time: {took:?}");
-    wait_for("tortie to drop the frozen peer's routes", std::time::Duration::from_secs(5), POLL, || {
-        let rib = tortie.rib()?;
-        if rib.contains_key(&net(&theirs)) { Err(format!("{rib:?}")) } else { Ok(()) }
-    });
+    assert!(
+        err.contains("sent NOTIFICATION 4/0"),
+        "hold timer expiry, got {err:?}"
+    );
+    assert!(
+        took >= std::time::Duration::from_secs(2),
+        "not before the 3 s hold time: {took:?}"
+    );
+    wait_for(
+        "tortie to drop the frozen peer's routes",
+        std::time::Duration::from_secs(5),
+        POLL,
+        || {
+            let rib = tortie.rib()?;
+            if rib.contains_key(&net(&theirs)) {
+                Err(format!("{rib:?}"))
+            } else {
+                Ok(())
+            }
+        },
+    );
 
     daemon.thaw();
     tortie.wait_established(peer, SESSION_TIMEOUT);
@@ -217,7 +317,11 @@ fn frr_frozen_expires_tortie_hold_timer_and_reconnects_when_resumed() {
 
 // --- The peer restarts --------------------------------------------------------------------
 
-fn restarted_peer<D: Daemon>(name: &str, mut daemon: impl FnMut(Option<D>, SpeakerConfig) -> D, cfg_of: impl Fn(&Pair) -> SpeakerConfig) {
+fn restarted_peer<D: Daemon>(
+    name: &str,
+    mut daemon: impl FnMut(Option<D>, SpeakerConfig) -> D,
+    cfg_of: impl Fn(&Pair) -> SpeakerConfig,
+) {
     let (ours, theirs) = prefixes(Session::IbgpV4);
     let pair = Pair::new(name, false, TORTIE_AS, 9, |n| n);
     let d = daemon(None, cfg_of(&pair).with_originate(&theirs, ""));
@@ -232,7 +336,10 @@ fn restarted_peer<D: Daemon>(name: &str, mut daemon: impl FnMut(Option<D>, Speak
     assert!(tortie.running(), "tortie kept running");
     assert_eq!(tortie.pid(), pid, "tortie did not restart");
     let log = tortie.log();
-    assert!(log.contains("session down"), "tortie saw the session go down");
+    assert!(
+        log.contains("session down"),
+        "tortie saw the session go down"
+    );
 }
 
 #[test]

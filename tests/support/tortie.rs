@@ -34,8 +34,11 @@ fn peer_ip(n: &Neighbor) -> String {
 
 impl Tortie {
     pub fn version() -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_tortie")).arg("--version").output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+        let out = Command::new(env!("CARGO_BIN_EXE_tortie"))
+            .arg("--version")
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
     }
 
     /// A tortie agent from `cfg`; its hold time is the first neighbor's.
@@ -75,13 +78,20 @@ impl Tortie {
         let mut y = String::new();
         let v4 = c.listen.iter().find(|a| a.is_ipv4());
         let v6 = c.listen.iter().find(|a| a.is_ipv6());
-        let _ = writeln!(y, "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}");
+        let _ = writeln!(
+            y,
+            "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}"
+        );
         let _ = writeln!(
             y,
             "spec: {{asNumber: {}, listenPort: {}, bindMode: NodeIP, nodeToNodeMeshEnabled: false}}",
             c.local_as, c.port
         );
-        let _ = writeln!(y, "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {}}}", self.node);
+        let _ = writeln!(
+            y,
+            "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {}}}",
+            self.node
+        );
         let _ = writeln!(y, "spec:\n  bgp:");
         if let Some(a) = v4 {
             let _ = writeln!(y, "    ipv4Address: {a}/32");
@@ -90,10 +100,24 @@ impl Tortie {
             let _ = writeln!(y, "    ipv6Address: {a}/128");
         }
         for n in &c.neighbors {
-            let _ = writeln!(y, "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: {}}}", n.name.replace('_', "-"));
-            let _ = writeln!(y, "spec:\n  node: {}\n  peerIP: \"{}\"\n  asNumber: {}", self.node, peer_ip(n), n.asn);
+            let _ = writeln!(
+                y,
+                "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: {}}}",
+                n.name.replace('_', "-")
+            );
+            let _ = writeln!(
+                y,
+                "spec:\n  node: {}\n  peerIP: \"{}\"\n  asNumber: {}",
+                self.node,
+                peer_ip(n),
+                n.asn
+            );
             if n.password.is_some() {
-                let _ = writeln!(y, "  password:\n    secretKeyRef: {{name: bgp-{}, key: password}}", n.name.replace('_', "-"));
+                let _ = writeln!(
+                    y,
+                    "  password:\n    secretKeyRef: {{name: bgp-{}, key: password}}",
+                    n.name.replace('_', "-")
+                );
             }
             for (name, extra) in &self.peer_extra {
                 if *name == n.name {
@@ -108,7 +132,9 @@ impl Tortie {
         std::fs::write(self.dir.join("cluster.yaml"), self.yaml()).expect("write cluster.yaml");
         for n in &self.cfg.neighbors {
             if let Some(pw) = &n.password {
-                let d = self.dir.join(format!("secrets/bgp-{}", n.name.replace('_', "-")));
+                let d = self
+                    .dir
+                    .join(format!("secrets/bgp-{}", n.name.replace('_', "-")));
                 std::fs::create_dir_all(&d).expect("secrets dir");
                 std::fs::write(d.join("password"), pw).expect("write secret");
             }
@@ -150,10 +176,17 @@ impl Tortie {
                     return Err(format!("tortie exited: {st}"));
                 }
             }
-            if self.status_path().exists() { Ok(()) } else { Err("no status file yet".into()) }
+            if self.status_path().exists() {
+                Ok(())
+            } else {
+                Err("no status file yet".into())
+            }
         });
         if let Err(e) = r {
-            panic!("tortie did not come up: {e}\n{}", tail(&self.log_path(), 40));
+            panic!(
+                "tortie did not come up: {e}\n{}",
+                tail(&self.log_path(), 40)
+            );
         }
     }
 
@@ -181,7 +214,10 @@ impl Tortie {
     }
 
     fn peer_json(&self, peer: &PeerKey) -> Result<Value, String> {
-        let n = self.cfg.find_neighbor(peer).ok_or_else(|| format!("no neighbor {peer:?}"))?;
+        let n = self
+            .cfg
+            .find_neighbor(peer)
+            .ok_or_else(|| format!("no neighbor {peer:?}"))?;
         let status = self.status()?;
         let peers = status["peers"].as_array().cloned().unwrap_or_default();
         peers
@@ -192,7 +228,9 @@ impl Tortie {
 
     /// The last error tortie recorded for the session with `peer`.
     pub fn last_error(&self, peer: impl Into<PeerKey>) -> Option<String> {
-        self.peer_json(&peer.into()).ok()?["last_error"].as_str().map(str::to_string)
+        self.peer_json(&peer.into()).ok()?["last_error"]
+            .as_str()
+            .map(str::to_string)
     }
 }
 
@@ -207,7 +245,10 @@ impl Daemon for Tortie {
 
     fn peer_state(&self, peer: &PeerKey) -> Result<String, String> {
         let p = self.peer_json(peer)?;
-        p["state"].as_str().map(str::to_string).ok_or_else(|| "no state".into())
+        p["state"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "no state".into())
     }
 
     fn is_established(&self, peer: &PeerKey) -> bool {
