@@ -19,7 +19,7 @@ use tortie_bgp::fsm::{GrConfig, PeerConfig};
 use tortie_bgp::rib::NextHopMode;
 use tortie_bgp::speaker::{NextHopSelf, PeerSpec, Speaker, SpeakerConfig};
 use tortie_bgp::transport::{Md5Key, TtlPolicy};
-use tortie_bgp::wire::Family;
+use tortie_bgp::wire::{AddPathMode, Family};
 use tracing::{error, info, warn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +55,29 @@ pub struct Args {
     /// they change (an interim view until the API exists).
     #[arg(long, value_name = "FILE")]
     status_file: Option<PathBuf>,
+    /// Where the agent keeps state across restarts. A marker here tells a restart after a
+    /// crash from a clean start: after a crash the agent announces that it restarted
+    /// (graceful restart R bit, RFC 4724) so its peers send their routes at once.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/tortie")]
+    state_dir: PathBuf,
+    /// Found the marker of a run that did not stop cleanly.
+    #[arg(skip)]
+    restarted: bool,
+}
+
+/// The marker that exists while an agent runs and is removed when it stops cleanly.
+fn running_marker(args: &Args) -> PathBuf {
+    args.state_dir.join("running")
+}
+
+/// Notes that the agent runs (the marker stays if it does not stop cleanly).
+fn mark_running(args: &Args) {
+    let marker = running_marker(args);
+    if let Err(e) = std::fs::create_dir_all(&args.state_dir)
+        .and_then(|_| std::fs::write(&marker, std::process::id().to_string()))
+    {
+        warn!(dir = %args.state_dir.display(), error = %e, "cannot keep state; restarts will not be announced to peers");
+    }
 }
 
 fn parse_hold_time(s: &str) -> Result<u16, String> {
@@ -165,23 +188,27 @@ fn peer_spec(
         peer: p.peer_address,
         what,
     };
+    let family = if p.peer_address.is_ipv4() {
+        Family::Ipv4Unicast
+    } else {
+        Family::Ipv6Unicast
+    };
     let mut session = PeerConfig::new(p.local_as, p.peer_as, router_id);
     session.passive = p.passive;
     session.hold_time = args.hold_time;
     session.connect_retry = Duration::from_secs(args.connect_retry.max(1));
     // Calico runs one family per session: IPv4 routes over IPv4 sessions, IPv6 over IPv6.
-    session.capabilities.families = vec![if p.peer_address.is_ipv4() {
-        Family::Ipv4Unicast
-    } else {
-        Family::Ipv6Unicast
-    }];
+    session.capabilities.families = vec![family];
+    // ADD-PATH both ways (RFC 7911): a route reflector passes every path of a multipath group,
+    // and nodes build ECMP groups from them. Peers without it simply do not negotiate it.
+    session.capabilities.add_path = vec![(family, AddPathMode::SendReceive)];
     session.capabilities.hostname = Some(node.to_string());
     let restart_time = p
         .max_restart_time
         .map_or(120, |d| d.as_secs().min(4095) as u16);
     session.capabilities.graceful_restart = Some(GrConfig {
         restart_time,
-        restarting: false,
+        restarting: args.restarted,
         forwarding_preserved: false,
     });
     let mut spec = PeerSpec::new(p.peer_address, session);
@@ -221,7 +248,7 @@ fn peer_spec(
     Ok(spec)
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(mut args: Args) -> ExitCode {
     let cfg = match Config::load(&args.configs) {
         Ok(c) => c,
         Err(e) => {
@@ -232,6 +259,7 @@ pub fn run(args: Args) -> ExitCode {
     for w in &cfg.warnings {
         warn!("{w}");
     }
+    args.restarted = running_marker(&args).exists();
     let plan = match plan(&cfg, &args) {
         Ok(p) => p,
         Err(e) => {
@@ -239,6 +267,10 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.restarted {
+        info!("the previous run did not stop cleanly: announcing a graceful restart to peers");
+    }
+    mark_running(&args);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -277,6 +309,7 @@ async fn serve(plan: Plan, args: Args) -> Result<(), StartError> {
     speaker
         .shutdown(Some("tortie agent stopping".into()))
         .await?;
+    let _ = std::fs::remove_file(running_marker(&args));
     Ok(())
 }
 

@@ -160,6 +160,8 @@ impl Tortie {
             .arg(self.dir.join("cluster.yaml"))
             .arg("--secrets-dir")
             .arg(self.dir.join("secrets"))
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
             .arg("--status-file")
             .arg(self.status_path())
             .args(["--hold-time", &hold.to_string(), "--connect-retry", "1"])
