@@ -364,6 +364,9 @@ pub fn bird_conf(cfg: &SpeakerConfig, log: &std::path::Path) -> String {
         if n.passive {
             s.push_str("  passive on;\n");
         }
+        if n.rr_client {
+            s.push_str("  rr client;\n");
+        }
         if let Some(pw) = &n.password {
             let _ = writeln!(s, "  password \"{pw}\";");
         }

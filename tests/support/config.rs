@@ -199,6 +199,8 @@ pub struct Neighbor {
     pub add_path: bool,
     pub graceful_restart: bool,
     pub gr_time: u16,
+    /// This speaker reflects routes to the neighbor (RFC 4456); BIRD: `rr client`.
+    pub rr_client: bool,
 }
 
 impl Neighbor {
@@ -222,6 +224,7 @@ impl Neighbor {
             add_path: false,
             graceful_restart: false,
             gr_time: 120,
+            rr_client: false,
         }
     }
 
@@ -294,6 +297,10 @@ impl Neighbor {
     }
     pub fn add_path(mut self, on: bool) -> Self {
         self.add_path = on;
+        self
+    }
+    pub fn rr_client(mut self) -> Self {
+        self.rr_client = true;
         self
     }
     pub fn graceful_restart(mut self, on: bool) -> Self {

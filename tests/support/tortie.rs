@@ -23,6 +23,10 @@ pub struct Tortie {
     pub extra_args: Vec<String>,
     /// Extra fields per BGPPeer, keyed by neighbor name (YAML lines under `spec:`).
     pub peer_extra: Vec<(String, String)>,
+    /// Makes this node a route reflector (`routeReflectorClusterID`).
+    pub rr_cluster_id: Option<std::net::Ipv4Addr>,
+    /// Extra YAML documents appended to the configuration (BGPFilters, ...).
+    pub extra_yaml: String,
 }
 
 fn peer_ip(n: &Neighbor) -> String {
@@ -51,6 +55,8 @@ impl Tortie {
             proc: None,
             extra_args: Vec::new(),
             peer_extra: Vec::new(),
+            rr_cluster_id: None,
+            extra_yaml: String::new(),
         }
     }
 
@@ -99,6 +105,9 @@ impl Tortie {
         if let Some(a) = v6 {
             let _ = writeln!(y, "    ipv6Address: {a}/128");
         }
+        if let Some(c) = self.rr_cluster_id {
+            let _ = writeln!(y, "    routeReflectorClusterID: {c}");
+        }
         for n in &c.neighbors {
             let _ = writeln!(
                 y,
@@ -124,6 +133,9 @@ impl Tortie {
                     let _ = writeln!(y, "{extra}");
                 }
             }
+        }
+        if !self.extra_yaml.is_empty() {
+            let _ = writeln!(y, "---\n{}", self.extra_yaml.trim_end());
         }
         y
     }
