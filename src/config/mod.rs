@@ -44,6 +44,7 @@
 mod error;
 mod load;
 pub mod peers;
+pub mod policy;
 pub mod secrets;
 pub mod selector;
 pub mod status;

@@ -1,1 +1,0 @@
-//! Calico BGPFilter policy (being written).
