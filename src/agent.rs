@@ -99,6 +99,8 @@ pub enum StartError {
     NoBgp(String),
     #[error("peer {peer}: {what}")]
     Peer { peer: IpAddr, what: String },
+    #[error("BGP filters: {0}")]
+    Policy(String),
     #[error("BGP speaker: {0}")]
     Speaker(#[from] tortie_bgp::speaker::SpeakerError),
 }
@@ -163,10 +165,19 @@ pub fn plan(cfg: &Config, args: &Args) -> Result<Plan, StartError> {
     }
     let mut peers = Vec::new();
     for p in cfg.bgp_peerings(&args.node)? {
-        peers.push(peer_spec(&p, router_id, nh, &args.node, args)?);
+        let mut spec = peer_spec(&p, router_id, nh, &args.node, args)?;
+        if let Some(name) = &p.bgp_peer {
+            spec.routing.filters = cfg
+                .bgp_filters_for(name)
+                .map_err(|e| StartError::Policy(e.to_string()))?;
+        }
+        peers.push(spec);
     }
     let mut speaker = SpeakerConfig::new(me.as_number, router_id, listen);
     speaker.cluster_id = me.route_reflector_cluster_id;
+    speaker.advertisements = cfg
+        .advertisements(&args.node)
+        .map_err(|e| StartError::Policy(e.to_string()))?;
     Ok(Plan { speaker, peers })
 }
 

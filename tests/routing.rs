@@ -229,3 +229,75 @@ fn bird_keeps_tortie_routes_through_a_crash_and_restart() {
         "restart announced (R bit)"
     );
 }
+
+#[test]
+fn frr_tor_sees_only_what_tortie_bgpfilter_exports_and_tortie_keeps_only_what_it_imports() {
+    let lab = Lab::new();
+    let t_cfg = lab.speaker(1, AS);
+    let tor_cfg = lab.speaker(2, 65100);
+    let (ours_ok, ours_blocked) = (prefix(&lab, 0), prefix(&lab, 1));
+    let (theirs_ok, theirs_blocked) = (
+        format!("198.19.{}.0/24", (lab.n + 100) % 255),
+        format!("198.19.{}.0/24", (lab.n + 101) % 255),
+    );
+    let tor = Frr::start(
+        tor_cfg
+            .clone()
+            .with_neighbor(Neighbor::to(&t_cfg))
+            .with_originate(&theirs_ok, "")
+            .with_originate(&theirs_blocked, ""),
+    );
+    let neighbor = Neighbor::to(&tor_cfg);
+    let mut t = Tortie::new(
+        t_cfg
+            .clone()
+            .with_neighbor(neighbor.clone())
+            .with_originate(&ours_ok, "")
+            .with_originate(&ours_blocked, ""),
+    );
+    t.peer_extra
+        .push((neighbor.name.clone(), "  filters: [tor-policy]".into()));
+    t.extra_yaml = format!(
+        "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {{name: tor-policy}}\nspec:\n  exportV4:\n    - {{action: Reject, matchOperator: Equal, cidr: {ours_blocked}}}\n  importV4:\n    - {{action: Reject, matchOperator: In, cidr: {theirs_blocked}}}\n    - action: Accept\n      matchOperator: In\n      cidr: 198.19.0.0/16\n      operations:\n        - addCommunity: {{value: \"64512:777\"}}\n"
+    );
+    t.spawn();
+    assert!(
+        !t.log().contains("spec.filters: accepted, not yet acted on"),
+        "filters are acted on"
+    );
+
+    // The ToR has both of its prefixes to offer; tortie will take one.
+    tor.wait_route(&theirs_blocked, SESSION_TIMEOUT);
+    let at_tor = tor.wait_route(&ours_ok, SESSION_TIMEOUT);
+    assert_eq!(at_tor[0].as_path, vec![AS], "eBGP: our AS prepended");
+    assert_eq!(at_tor[0].next_hop, Some(t_cfg.addr()), "next hop self");
+    let learned = t.wait_route(&theirs_ok, SESSION_TIMEOUT);
+    let status = t.status().unwrap();
+    let route = status["peers"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["prefix"] == theirs_ok.as_str())
+        .cloned()
+        .unwrap();
+    assert!(
+        route["communities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "64512:777"),
+        "import operation applied: {route}"
+    );
+    assert_eq!(learned[0].as_path, vec![65100]);
+    // Everything has been exchanged by now (both End-of-RIBs are long past); the filtered
+    // prefixes are absent on both sides.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !tor.rib().unwrap().contains_key(&net(&ours_blocked)),
+        "export filter rejected {ours_blocked}"
+    );
+    assert!(
+        !t.rib().unwrap().contains_key(&net(&theirs_blocked)),
+        "import filter rejected {theirs_blocked}"
+    );
+}

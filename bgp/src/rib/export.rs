@@ -7,7 +7,7 @@
 //! the iBGP peer that originated it (RFC 4456 section 8, applied by the sender too). Then the
 //! attributes are rewritten for the peer (RFC 4271 section 5.1: AS_PATH prepend and next hop
 //! toward eBGP, LOCAL_PREF toward iBGP; RFC 4456 ORIGINATOR_ID and CLUSTER_LIST when
-//! reflecting), and the peer's export policy has the last word.
+//! reflecting). The peer's export policy runs between the two (see `policy_glue`).
 
 use super::path::{LOCAL, Path};
 use super::{NextHopMode, Peer, Rib};
@@ -115,7 +115,7 @@ impl Rib {
         };
         let src = (p.peer != LOCAL).then(|| self.peer(p.peer)).flatten();
         let src_ibgp = src.is_some_and(|s| s.cfg.peer_as == local_as);
-        let mut a = p.attrs.attrs.clone();
+        let mut a = super::policy_glue::export(self, dst, prefix, p)?.into_owned();
         let keep = p.attrs.next_hop;
         let self_nh = Self::next_hop_self(dst, family);
         let next_hop = if p.peer == LOCAL {
@@ -160,14 +160,6 @@ impl Rib {
             IpAddr::V4(v4) if family == Family::Ipv4Unicast => Some(v4),
             _ => None,
         };
-        super::policy_glue::export(
-            self,
-            dst,
-            prefix,
-            p.peer == LOCAL,
-            src_ibgp || p.peer == LOCAL,
-            &mut a,
-        )?;
         Some(OutRoute {
             tx_path_id: p.tx_path_id,
             attrs: Arc::new(a),

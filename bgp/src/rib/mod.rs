@@ -65,6 +65,8 @@ pub struct RibConfig {
     pub cluster_id: Option<Ipv4Addr>,
     /// The largest multipath group the dataplane gets.
     pub max_ecmp: usize,
+    /// Communities for this node's own routes (BGPConfiguration `prefixAdvertisements`).
+    pub advertisements: policy::Advertisements,
 }
 
 impl RibConfig {
@@ -74,6 +76,7 @@ impl RibConfig {
             router_id,
             cluster_id: None,
             max_ecmp: 16,
+            advertisements: policy::Advertisements::default(),
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct RibPeer {
     pub allow_own_as: u8,
     /// Above this many paths the session is stopped (Cease / Maximum Number of Prefixes).
     pub max_prefixes: Option<u32>,
+    /// The BGPFilters of the session, in order (import and export rules both).
+    pub filters: Vec<policy::Filter>,
 }
 
 impl RibPeer {
@@ -106,6 +111,7 @@ impl RibPeer {
             next_hop_v6: None,
             allow_own_as: 0,
             max_prefixes: None,
+            filters: Vec::new(),
         }
     }
 }

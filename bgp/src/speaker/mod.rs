@@ -50,6 +50,8 @@ pub struct PeerRouting {
     pub max_prefixes: Option<u32>,
     /// Restart a session stopped for too many prefixes after this long.
     pub max_prefixes_restart: Option<Duration>,
+    /// The session's BGPFilters, in order.
+    pub filters: Vec<crate::rib::policy::Filter>,
 }
 
 /// One path a peer announced.
@@ -121,6 +123,8 @@ pub struct SpeakerConfig {
     pub max_ecmp: usize,
     /// Where the change stream of best routes goes (the dataplane); `None` drops it.
     pub fib: Option<mpsc::Sender<Vec<RouteChange>>>,
+    /// Communities for this node's own routes (BGPConfiguration `prefixAdvertisements`).
+    pub advertisements: crate::rib::policy::Advertisements,
 }
 
 impl SpeakerConfig {
@@ -132,6 +136,7 @@ impl SpeakerConfig {
             cluster_id: None,
             max_ecmp: 16,
             fib: None,
+            advertisements: Default::default(),
         }
     }
 }
@@ -223,6 +228,7 @@ impl Speaker {
         let mut rib_cfg = RibConfig::new(cfg.local_as, cfg.router_id);
         rib_cfg.cluster_id = cfg.cluster_id;
         rib_cfg.max_ecmp = cfg.max_ecmp;
+        rib_cfg.advertisements = cfg.advertisements.clone();
         let router = Router {
             fib: cfg.fib.clone(),
             rib: Rib::new(rib_cfg),

@@ -245,6 +245,7 @@ impl Router {
         rp.next_hop_v6 = spec.next_hop_self.v6;
         rp.allow_own_as = spec.routing.allow_own_as;
         rp.max_prefixes = spec.routing.max_prefixes;
+        rp.filters = spec.routing.filters.clone();
         let id = self.rib.add_peer(rp);
         let (ctl_tx, ctl_rx) = mpsc::channel(64);
         let (routes_tx, routes_rx) = mpsc::channel(4);
