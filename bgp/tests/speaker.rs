@@ -106,3 +106,79 @@ async fn two_speakers_exchange_originated_prefixes_over_ibgp() {
     );
     b.shutdown(None).await.unwrap();
 }
+
+fn reject(cidr: &str) -> tortie_bgp::rib::policy::Rule {
+    use tortie_bgp::rib::policy::{Action, MatchOperator, PrefixLengthRange, PrefixMatch, Rule};
+    Rule {
+        prefix: Some(PrefixMatch::new(
+            cidr.parse().unwrap(),
+            MatchOperator::Equal,
+            PrefixLengthRange::default(),
+        )),
+        ..Rule::new(Action::Reject)
+    }
+}
+
+#[tokio::test]
+async fn changed_filters_apply_without_resetting_the_session() {
+    let (a_ip, b_ip) = (addr(11), addr(12));
+    let a = speaker(a_ip, 65001).await;
+    let b = speaker(b_ip, 65002).await;
+    let (b_port, a_port) = (b.listen_addrs()[0].port(), a.listen_addrs()[0].port());
+    let a_peer = peer(a_ip, b_ip, b_port, 65001, 65002, false);
+    let b_peer = peer(b_ip, a_ip, a_port, 65002, 65001, true);
+    let (a_routing, b_routing) = (a_peer.routing.clone(), b_peer.routing.clone());
+    a.add_peer(a_peer).await.unwrap();
+    b.add_peer(b_peer).await.unwrap();
+    let (p1, p2): (IpNet, IpNet) = (
+        "198.19.7.0/26".parse().unwrap(),
+        "198.19.7.64/26".parse().unwrap(),
+    );
+    a.originate(vec![p1, p2]).await.unwrap();
+    let at_b = async || -> Option<Vec<IpNet>> {
+        let mut v: Vec<IpNet> = b
+            .adj_rib_in(IpAddr::V4(a_ip))
+            .await
+            .unwrap()?
+            .into_iter()
+            .map(|r| r.prefix)
+            .collect();
+        v.sort();
+        Some(v)
+    };
+    wait_for("both prefixes at b", async || {
+        at_b().await.filter(|v| v.len() == 2)
+    })
+    .await;
+    let since = b.peers().await.unwrap()[0].since;
+
+    // A stops exporting p2 to B: B sees it withdrawn.
+    let mut r = a_routing;
+    r.filters = vec![tortie_bgp::rib::policy::Filter {
+        export_v4: vec![reject("198.19.7.64/26")],
+        ..tortie_bgp::rib::policy::Filter::new("no-p2")
+    }];
+    assert!(a.set_routing(IpAddr::V4(b_ip), r).await.unwrap());
+    wait_for("p2 withdrawn at b", async || {
+        at_b().await.filter(|v| *v == vec![p1])
+    })
+    .await;
+
+    // B stops importing p1: B asks A for its routes again and drops p1.
+    let mut r = b_routing;
+    r.filters = vec![tortie_bgp::rib::policy::Filter {
+        import_v4: vec![reject("198.19.7.0/26")],
+        ..tortie_bgp::rib::policy::Filter::new("no-p1")
+    }];
+    assert!(b.set_routing(IpAddr::V4(a_ip), r).await.unwrap());
+    wait_for("p1 gone at b", async || {
+        at_b().await.filter(|v| v.is_empty())
+    })
+    .await;
+
+    let status = &b.peers().await.unwrap()[0];
+    assert_eq!(status.state, State::Established);
+    assert_eq!(status.since, since, "the session never went down");
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}

@@ -45,14 +45,27 @@ pub(crate) struct AdjRibOut {
     /// End-of-RIB still to send after the walk of that family (RFC 4724 section 2).
     eor_v4: bool,
     eor_v6: bool,
+    /// The walk re-evaluates what was sent under other rules: a prefix that is not sent any
+    /// more is withdrawn.
+    walk_withdraws: bool,
 }
 
 impl AdjRibOut {
+    /// The initial table: every prefix, then End-of-RIB.
     pub fn start_dump(&mut self) {
         self.walk_v4 = Walk::After(None);
         self.walk_v6 = Walk::After(None);
         self.eor_v4 = true;
         self.eor_v6 = true;
+        self.walk_withdraws = false;
+    }
+
+    /// The table again after the export rules changed: every prefix is re-evaluated, and
+    /// those no longer exported are withdrawn.
+    pub fn start_reevaluation(&mut self) {
+        self.walk_v4 = Walk::After(None);
+        self.walk_v6 = Walk::After(None);
+        self.walk_withdraws = true;
     }
 
     fn covered(&self, net: IpNet) -> bool {
@@ -75,11 +88,13 @@ impl AdjRibOut {
     }
 }
 
-/// Advances a walk over table `K` by up to `budget` keys.
+/// Advances a walk over table `K` by up to `budget` keys. With `withdraws`, each prefix goes
+/// with the path ids that may have been sent, so that what is no longer exported is withdrawn.
 fn walk_step<K: TableKey>(
     rib: &Rib,
     walk: Walk<K>,
     budget: usize,
+    withdraws: bool,
     out: &mut Vec<(IpNet, SmallVec<[u32; 2]>)>,
 ) -> Walk<K> {
     let Walk::After(last) = walk else {
@@ -91,8 +106,13 @@ fn walk_step<K: TableKey>(
         Some(k) => table.range((Bound::Excluded(k), Bound::Unbounded)),
     };
     let mut next = last;
-    for (k, _) in range.take(budget) {
-        out.push((k.to_net(), SmallVec::new()));
+    for (k, dest) in range.take(budget) {
+        let sent = if withdraws {
+            dest.outcome().iter().map(|o| o.2).collect()
+        } else {
+            SmallVec::new()
+        };
+        out.push((k.to_net(), sent));
         next = Some(*k);
     }
     let more = next.is_some_and(|n| {
@@ -164,12 +184,12 @@ impl Rib {
                 None => break,
             }
         }
-        let (walk_v4, walk_v6) = (peer.out.walk_v4, peer.out.walk_v6);
+        let (walk_v4, walk_v6, wd) = (peer.out.walk_v4, peer.out.walk_v6, peer.out.walk_withdraws);
         let budget = max_prefixes.saturating_sub(work.len());
-        let walk_v4 = walk_step(self, walk_v4, budget, &mut work);
+        let walk_v4 = walk_step(self, walk_v4, budget, wd, &mut work);
         let budget = max_prefixes.saturating_sub(work.len());
         let walk_v6 = if budget > 0 {
-            walk_step(self, walk_v6, budget, &mut work)
+            walk_step(self, walk_v6, budget, wd, &mut work)
         } else {
             walk_v6
         };

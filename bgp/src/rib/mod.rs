@@ -252,12 +252,16 @@ impl Rib {
         self.peer(id).map(|p| &p.cfg)
     }
 
-    /// Replaces a peer's routing configuration (filters, next hop mode, ...) and re-sends its
-    /// table under the new rules, as a route refresh would (RFC 2918): no session reset.
+    /// Replaces a peer's routing configuration (filters, next hop mode, ...) and re-evaluates
+    /// what it is sent under the new rules (announcing and withdrawing what changed), without
+    /// a session reset. Paths it sent before stay as imported; ask it for a route refresh to
+    /// apply new import rules to them.
     pub fn update_peer(&mut self, id: PeerId, cfg: RibPeer) {
         if let Some(p) = self.peer_mut(id) {
             p.cfg = cfg;
-            p.out.start_dump();
+            if p.session.is_some() {
+                p.out.start_reevaluation();
+            }
         }
     }
 

@@ -196,6 +196,7 @@ enum Command {
     AdjRibIn(IpAddr, oneshot::Sender<Option<Vec<ReceivedRoute>>>),
     Routes(Option<IpNet>, oneshot::Sender<Vec<RouteView>>),
     Refresh(IpAddr, Family),
+    SetRouting(IpAddr, PeerRouting, oneshot::Sender<bool>),
     Accepted(TcpStream, SocketAddr),
     Shutdown(Option<String>, oneshot::Sender<()>),
 }
@@ -309,6 +310,18 @@ impl Speaker {
     /// Routes in the Loc-RIB within `within` (all for `None`), with every path.
     pub async fn routes(&self, within: Option<IpNet>) -> Result<Vec<RouteView>, SpeakerError> {
         self.ask(|tx| Command::Routes(within, tx)).await
+    }
+
+    /// Changes how a peer's routes are treated (filters, next hop mode, ...) without touching
+    /// the session: its table is sent again under the new export rules, and the peer is asked
+    /// for its routes again (ROUTE-REFRESH, RFC 2918) so the new import rules apply to them.
+    /// Returns whether the peer exists.
+    pub async fn set_routing(
+        &self,
+        peer: IpAddr,
+        routing: PeerRouting,
+    ) -> Result<bool, SpeakerError> {
+        self.ask(|tx| Command::SetRouting(peer, routing, tx)).await
     }
 
     pub async fn request_refresh(&self, peer: IpAddr, family: Family) -> Result<(), SpeakerError> {

@@ -214,6 +214,23 @@ impl Router {
                     let _ = e.ctl.send(PeerCmd::RequestRefresh(family)).await;
                 }
             }
+            Command::SetRouting(addr, routing, reply) => {
+                let found = match self.peers.get_mut(&addr) {
+                    Some(e) => {
+                        e.spec.routing = routing;
+                        let rp = rib_peer(&e.spec);
+                        self.rib.update_peer(e.id, rp);
+                        if let Some(n) = &e.negotiated {
+                            for &family in &n.families {
+                                let _ = e.ctl.send(PeerCmd::RequestRefresh(family)).await;
+                            }
+                        }
+                        true
+                    }
+                    None => false,
+                };
+                let _ = reply.send(found);
+            }
             Command::Accepted(stream, remote) => match self.peers.get(&remote.ip()) {
                 Some(e) => {
                     let _ = e.ctl.send(PeerCmd::Accepted(stream)).await;
@@ -238,15 +255,7 @@ impl Router {
             l.set_md5(spec.address, spec.md5.as_ref())?;
             l.set_ttl_policy(spec.address, spec.ttl)?;
         }
-        let mut rp = RibPeer::new(spec.address, spec.session.peer_as);
-        rp.rr_client = spec.routing.rr_client;
-        rp.next_hop_mode = spec.routing.next_hop_mode;
-        rp.next_hop_v4 = spec.next_hop_self.v4;
-        rp.next_hop_v6 = spec.next_hop_self.v6;
-        rp.allow_own_as = spec.routing.allow_own_as;
-        rp.max_prefixes = spec.routing.max_prefixes;
-        rp.filters = spec.routing.filters.clone();
-        let id = self.rib.add_peer(rp);
+        let id = self.rib.add_peer(rib_peer(&spec));
         let (ctl_tx, ctl_rx) = mpsc::channel(64);
         let (routes_tx, routes_rx) = mpsc::channel(4);
         let task =
@@ -369,4 +378,17 @@ impl Router {
             }
         }
     }
+}
+
+/// What the RIB needs to know of a peer.
+fn rib_peer(spec: &PeerSpec) -> RibPeer {
+    let mut rp = RibPeer::new(spec.address, spec.session.peer_as);
+    rp.rr_client = spec.routing.rr_client;
+    rp.next_hop_mode = spec.routing.next_hop_mode;
+    rp.next_hop_v4 = spec.next_hop_self.v4;
+    rp.next_hop_v6 = spec.next_hop_self.v6;
+    rp.allow_own_as = spec.routing.allow_own_as;
+    rp.max_prefixes = spec.routing.max_prefixes;
+    rp.filters = spec.routing.filters.clone();
+    rp
 }
