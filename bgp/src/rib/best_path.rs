@@ -15,6 +15,7 @@
 
 use super::path::{Dest, LOCAL, Path, PeerId};
 use crate::wire::Origin;
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -49,29 +50,42 @@ fn med(p: &Path) -> u32 {
     p.attrs.attrs.med.unwrap_or(0)
 }
 
+/// What the decision process compares of one path, computed once per run.
+struct Key {
+    /// The IGP cost to the next hop; `None`: unusable (step 0).
+    cost: Option<u32>,
+    /// Not locally originated (step 1: `false` first).
+    not_local: bool,
+    local_pref: u32,
+    route_len: usize,
+    origin: Origin,
+    neighbour_as: u32,
+    med: u32,
+    /// iBGP-learned (step 6: `false` first).
+    ibgp: bool,
+    facts: PeerFacts,
+}
+
 /// The tie-break order within the multipath group (steps 8-11).
-fn tie_break(a: &Path, b: &Path, facts: &impl Fn(PeerId) -> PeerFacts) -> Ordering {
-    let id = |p: &Path| {
-        u32::from(
-            p.attrs
-                .attrs
-                .originator_id
-                .unwrap_or_else(|| facts(p.peer).bgp_id),
-        )
-    };
+fn tie_break(a: (&Path, &Key), b: (&Path, &Key)) -> Ordering {
+    let id =
+        |(p, k): (&Path, &Key)| u32::from(p.attrs.attrs.originator_id.unwrap_or(k.facts.bgp_id));
     let cl = |p: &Path| p.attrs.attrs.cluster_list.len();
     id(a)
         .cmp(&id(b))
-        .then_with(|| cl(a).cmp(&cl(b)))
-        .then_with(|| facts(a.peer).address.cmp(&facts(b.peer).address))
-        .then_with(|| a.rx_path_id.cmp(&b.rx_path_id))
-        .then_with(|| a.peer.cmp(&b.peer))
+        .then_with(|| cl(a.0).cmp(&cl(b.0)))
+        .then_with(|| a.1.facts.address.cmp(&b.1.facts.address))
+        .then_with(|| a.0.rx_path_id.cmp(&b.0.rx_path_id))
+        .then_with(|| a.0.peer.cmp(&b.0.peer))
 }
 
+/// Candidate indices; a prefix rarely has more paths than this.
+type Cands = SmallVec<[usize; 16]>;
+
 /// Keeps the candidates (indices) for which `key` is minimal.
-fn keep_min<K: Ord>(cands: &mut Vec<usize>, key: impl Fn(usize) -> K) {
+fn keep_min<K: Ord>(cands: &mut Cands, key: impl Fn(usize) -> K) {
     if let Some(min) = cands.iter().map(|&i| key(i)).min() {
-        cands.retain(|&i| key(i) == min);
+        cands.retain(|i| key(*i) == min);
     }
 }
 
@@ -87,38 +101,79 @@ pub fn decide(
     // The common case: one path.
     if dest.paths.len() == 1 {
         dest.ecmp = u8::from(igp_cost(&dest.paths[0]).is_some());
-    } else {
-        let costs: Vec<Option<u32>> = dest.paths.iter().map(&igp_cost).collect();
-        let paths = &dest.paths;
-        let mut c: Vec<usize> = (0..paths.len()).filter(|&i| costs[i].is_some()).collect();
-        keep_min(&mut c, |i| paths[i].peer != LOCAL);
-        keep_min(&mut c, |i| std::cmp::Reverse(paths[i].attrs.local_pref()));
-        keep_min(&mut c, |i| route_len(&paths[i]));
-        keep_min(&mut c, |i| origin(&paths[i]));
-        // Step 5 compares MED only within a neighbouring AS: drop every path beaten by one
-        // from the same AS.
-        let snapshot = c.clone();
-        c.retain(|&i| {
-            let (asn, m) = (neighbour_as(&paths[i], local_as), med(&paths[i]));
-            !snapshot
-                .iter()
-                .any(|&j| neighbour_as(&paths[j], local_as) == asn && med(&paths[j]) < m)
-        });
-        keep_min(&mut c, |i| {
-            !facts(paths[i].peer).ebgp && paths[i].peer != LOCAL
-        });
-        keep_min(&mut c, |i| costs[i]);
-        c.sort_by(|&a, &b| tie_break(&paths[a], &paths[b], &facts));
-        c.truncate(max_ecmp.max(1));
-        let group = c.len();
-        // Group first, then the other usable paths, then the unusable ones.
-        let mut order = c;
-        let mut rest: Vec<usize> = (0..paths.len()).filter(|i| !order.contains(i)).collect();
-        rest.sort_by_key(|&i| costs[i].is_none());
-        order.extend(rest);
-        let mut reordered: smallvec::SmallVec<[Path; 1]> =
-            order.iter().map(|&i| paths[i].clone()).collect();
-        std::mem::swap(&mut dest.paths, &mut reordered);
-        dest.ecmp = group.min(usize::from(u8::MAX)) as u8;
+        return;
+    }
+    let paths = &dest.paths;
+    let keys: SmallVec<[Key; 16]> = paths
+        .iter()
+        .map(|p| {
+            let f = facts(p.peer);
+            Key {
+                cost: igp_cost(p),
+                not_local: p.peer != LOCAL,
+                local_pref: p.attrs.local_pref(),
+                route_len: route_len(p),
+                origin: origin(p),
+                neighbour_as: neighbour_as(p, local_as),
+                med: med(p),
+                ibgp: !f.ebgp && p.peer != LOCAL,
+                facts: f,
+            }
+        })
+        .collect();
+    let mut c: Cands = (0..paths.len())
+        .filter(|&i| keys[i].cost.is_some())
+        .collect();
+    keep_min(&mut c, |i| keys[i].not_local);
+    keep_min(&mut c, |i| std::cmp::Reverse(keys[i].local_pref));
+    keep_min(&mut c, |i| keys[i].route_len);
+    keep_min(&mut c, |i| keys[i].origin);
+    // Step 5 compares MED only within a neighbouring AS: drop every path beaten by one from
+    // the same AS.
+    let snapshot = c.clone();
+    c.retain(|i| {
+        let (asn, m) = (keys[*i].neighbour_as, keys[*i].med);
+        !snapshot
+            .iter()
+            .any(|&j| keys[j].neighbour_as == asn && keys[j].med < m)
+    });
+    keep_min(&mut c, |i| keys[i].ibgp);
+    keep_min(&mut c, |i| keys[i].cost);
+    c.sort_by(|&a, &b| tie_break((&paths[a], &keys[a]), (&paths[b], &keys[b])));
+    c.truncate(max_ecmp.max(1));
+    let group = c.len();
+    // Group first, then the other usable paths, then the unusable ones (each in their
+    // present order).
+    let mut order = c;
+    let mut in_group: SmallVec<[bool; 16]> = SmallVec::from_elem(false, paths.len());
+    for &i in &order {
+        in_group[i] = true;
+    }
+    for usable in [true, false] {
+        order
+            .extend((0..paths.len()).filter(|&i| !in_group[i] && keys[i].cost.is_some() == usable));
+    }
+    permute(&mut dest.paths, &order);
+    dest.ecmp = group.min(usize::from(u8::MAX)) as u8;
+}
+
+/// Reorders `v` in place so that `v[k]` is what was at `v[order[k]]` (`order` a permutation).
+fn permute<T>(v: &mut [T], order: &[usize]) {
+    let mut done: SmallVec<[bool; 16]> = SmallVec::from_elem(false, v.len());
+    for start in 0..v.len() {
+        if done[start] {
+            continue;
+        }
+        // Follow the cycle through `start`, carrying its element along by swaps.
+        let mut k = start;
+        loop {
+            done[k] = true;
+            let src = order[k];
+            if src == start {
+                break;
+            }
+            v.swap(k, src);
+            k = src;
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! RFC 4456 and RFC 7606 require and the peer's import policy.
 
 use super::path::{PeerId, RouteAttrs, V4Key, V6Key};
+use super::tables::TableKey;
 use super::{Peer, Rib};
 use crate::wire::{Attributes, Family, MpNlri, NextHop, Update};
 use ipnet::IpNet;
@@ -143,6 +144,16 @@ impl Rib {
         if let Some(unreach) = &u.mp_unreach {
             outcome.withdrawn += self.apply_mp(id, &unreach.nlri, None);
         }
+        // RFC 4486 Maximum Number of Prefixes: an UPDATE that would take the peer over its limit
+        // is not applied at all (the session is stopped), so none of its routes reaches the
+        // dataplane or other peers in the meantime.
+        if let Some(limit) = self.peer(id).and_then(|p| p.cfg.max_prefixes) {
+            let new = self.new_paths(id, u, v4_attrs.is_some(), mp_attrs.is_some());
+            let count = self.peer_path_count(id) + new as u32;
+            if count > limit {
+                return Err(ImportError::MaxPrefixes { limit, count });
+            }
+        }
         for n in &u.nlri {
             let attrs = v4_attrs
                 .as_ref()
@@ -155,24 +166,17 @@ impl Rib {
             self.set_path(V4Key::new(n.prefix), id, n.path_id.unwrap_or(0), attrs);
         }
         if let Some(reach) = &u.mp_reach {
-            match mp_attrs {
-                Some(a) => outcome.announced += self.apply_mp(id, &reach.nlri, Some(&a)),
-                None => outcome.withdrawn += self.apply_mp(id, &reach.nlri, None),
-            }
-        }
-        if let Some(p) = self.peer(id) {
-            if let Some(limit) = p.cfg.max_prefixes {
-                if p.paths > limit {
-                    return Err(ImportError::MaxPrefixes {
-                        limit,
-                        count: p.paths,
-                    });
-                }
+            let n = self.apply_mp(id, &reach.nlri, mp_attrs.as_ref());
+            if mp_attrs.is_some() {
+                outcome.announced += n;
+            } else {
+                outcome.withdrawn += n;
             }
         }
         Ok(outcome)
     }
 
+    /// Applies the prefixes of an MP attribute; returns how many.
     fn apply_mp(&mut self, id: PeerId, nlri: &MpNlri, attrs: Option<&Arc<RouteAttrs>>) -> usize {
         match nlri {
             MpNlri::Ipv4(v) => {
@@ -190,6 +194,37 @@ impl Rib {
                 v.len()
             }
         }
+    }
+
+    /// How many paths the announcements of `u` would add for the peer (paths it already has
+    /// are replaced, not added).
+    fn new_paths(&self, id: PeerId, u: &Update, v4: bool, mp: bool) -> usize {
+        fn unknown<K: TableKey>(rib: &Rib, key: K, id: PeerId, rx: u32) -> bool {
+            !K::table(&rib.tables)
+                .get(&key)
+                .is_some_and(|d| d.paths.iter().any(|p| p.peer == id && p.rx_path_id == rx))
+        }
+        let mut n = 0;
+        if v4 {
+            n += u
+                .nlri
+                .iter()
+                .filter(|x| unknown(self, V4Key::new(x.prefix), id, x.path_id.unwrap_or(0)))
+                .count();
+        }
+        if let (true, Some(reach)) = (mp, &u.mp_reach) {
+            n += match &reach.nlri {
+                MpNlri::Ipv4(v) => v
+                    .iter()
+                    .filter(|x| unknown(self, V4Key::new(x.prefix), id, x.path_id.unwrap_or(0)))
+                    .count(),
+                MpNlri::Ipv6(v) => v
+                    .iter()
+                    .filter(|x| unknown(self, V6Key::new(x.prefix), id, x.path_id.unwrap_or(0)))
+                    .count(),
+            };
+        }
+        n
     }
 
     /// The peer's import filters (Calico BGPFilter importV4/importV6): `None` rejects.

@@ -332,7 +332,15 @@ impl Rib {
             .peer_graceful_restart
             .as_ref()
             .map(|g| Duration::from_secs(u64::from(g.restart_time)));
-        let keeps_gr = session.peer_graceful_restart.is_some();
+        // RFC 4724 section 4.2: the stale paths of a family go at once unless the new
+        // capability lists the family with its Forwarding State bit set.
+        let kept: Vec<Family> = session
+            .peer_graceful_restart
+            .iter()
+            .flat_map(|g| &g.families)
+            .filter(|f| f.forwarding_preserved)
+            .filter_map(|f| f.afi_safi.family())
+            .collect();
         if let Some(p) = self.peer_mut(id) {
             p.bgp_id = session.bgp_id;
             p.restart_time = restart;
@@ -340,9 +348,11 @@ impl Rib {
             p.out = AdjRibOut::default();
             p.out.start_dump();
         }
-        if !keeps_gr {
-            // RFC 4724 section 4.2: without the capability now, the stale paths go at once.
-            self.drop_paths(id, |p| p.stale);
+        if !kept.contains(&Family::Ipv4Unicast) {
+            self.drop_paths_in::<V4Key>(id, |p| p.stale);
+        }
+        if !kept.contains(&Family::Ipv6Unicast) {
+            self.drop_paths_in::<V6Key>(id, |p| p.stale);
         }
     }
 
@@ -457,7 +467,10 @@ impl Rib {
                     .find(|p| p.peer == peer && p.rx_path_id == rx_path_id)
                 {
                     Some(p) => {
-                        if !p.stale && Arc::ptr_eq(&p.attrs, &attrs) {
+                        // RFC 4271 section 9: a re-announcement with the same attributes
+                        // replaces the route with itself and changes nothing downstream.
+                        // (Two reflectors would otherwise echo a route to each other forever.)
+                        if !p.stale && (Arc::ptr_eq(&p.attrs, &attrs) || *p.attrs == *attrs) {
                             return;
                         }
                         p.attrs = attrs;
@@ -590,7 +603,7 @@ impl Rib {
                     next_hops: if best.peer == LOCAL {
                         Vec::new()
                     } else {
-                        d.multipath().iter().map(|p| p.attrs.next_hop).collect()
+                        unique_next_hops(d)
                     },
                     local: best.peer == LOCAL,
                     priority: best.attrs.priority,
@@ -623,7 +636,7 @@ impl Rib {
                         next_hops: if best.peer == LOCAL {
                             Vec::new()
                         } else {
-                            d.multipath().iter().map(|p| p.attrs.next_hop).collect()
+                            unique_next_hops(d)
                         },
                         local: best.peer == LOCAL,
                         priority: best.attrs.priority,
@@ -672,4 +685,16 @@ impl Rib {
         }
         out
     }
+}
+
+/// The next hops of a multipath group, each once, best first: two paths (say via two route
+/// reflectors) to the same next hop are one next hop to the dataplane.
+fn unique_next_hops(d: &Dest) -> Vec<IpAddr> {
+    let mut hops: Vec<IpAddr> = Vec::with_capacity(d.multipath().len());
+    for p in d.multipath() {
+        if !hops.contains(&p.attrs.next_hop) {
+            hops.push(p.attrs.next_hop);
+        }
+    }
+    hops
 }

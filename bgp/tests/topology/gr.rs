@@ -167,7 +167,6 @@ fn gr_not_negotiated_when_only_the_peer_advertises_it() {
 /// forwarding along the stale routes as soon as the session is up, not keep them until
 /// End-of-RIB.
 #[test]
-#[ignore = "bug: Rib::peer_up ignores the F bit (and the AFI list) of the new graceful restart capability"]
 fn gr_peer_back_without_forwarding_state_loses_its_stale_routes_at_once() {
     let (mut net, a, b) = pair(NbrCfg::default());
     net.kill(b);

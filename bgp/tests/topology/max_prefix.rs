@@ -97,7 +97,6 @@ fn max_prefix_overrun_again_after_the_delay_stops_the_session_again() {
 /// check should stop them: RFC 4486 makes the limit the point where the peer's routes stop
 /// being accepted.
 #[test]
-#[ignore = "bug: Rib::apply_update inserts the paths that exceed max_prefixes before returning ImportError::MaxPrefixes, so they are installed and re-advertised until the session is torn down"]
 fn max_prefix_overrun_routes_never_reach_the_fib_or_other_peers() {
     let (net, a, _, c) = lab(LIMIT as usize + 1, None);
     for i in 0..=LIMIT as usize {

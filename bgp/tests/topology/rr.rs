@@ -168,7 +168,6 @@ fn rr_drops_a_route_carrying_its_own_cluster_id() {
 }
 
 #[test]
-#[ignore = "bug: reflectors with different cluster ids never settle (see rr_two_reflectors_with_different_cluster_ids_settle)"]
 fn rr_with_another_cluster_id_keeps_the_reflected_path_but_prefers_the_shorter_cluster_list() {
     let t = topology(false);
     let net = &t.net;
@@ -278,7 +277,6 @@ fn rr_is_quiet_once_converged() {
 /// Two reflectors hand a client two paths with the same next hop (the originator). The
 /// dataplane should get that next hop once, not one entry per path.
 #[test]
-#[ignore = "bug: FibRoute::next_hops lists a next hop once per multipath path, so a client of two reflectors gets [originator, originator]"]
 fn rr_two_reflected_paths_give_one_fib_next_hop() {
     let t = topology(true);
     let net = &t.net;
@@ -304,7 +302,6 @@ macro_rules! variants {
         mod different_clusters {
             $(
                 #[test]
-                #[ignore = "bug: reflectors with different cluster ids never settle (see rr_two_reflectors_with_different_cluster_ids_settle)"]
                 fn $name() { super::$name(false) }
             )*
         }
@@ -319,19 +316,12 @@ variants!(
     rr_losing_one_reflector_keeps_every_client_converged_via_the_other,
 );
 
-/// The smallest case of the different-cluster livelock: RR1 (cluster .1) and RR2 (cluster .2)
-/// with a plain iBGP session, one client of both announcing one prefix.
-///
-/// Each reflector holds the client's path and the other reflector's reflected copy; both are
-/// equal down to the IGP cost, so the copy sits in the multipath group (CLUSTER_LIST length
-/// only orders the group). Every UPDATE builds a new `Arc<RouteAttrs>`, `set_path` only skips
-/// a replacement when the Arc is the same pointer, and `Dest::outcome` compares attribute
-/// pointers: an identical re-advertisement therefore counts as a change of the group, the
-/// prefix is exported again, the other reflector receives an identical UPDATE, and so on:
-/// RR1 and RR2 send each other the same UPDATE (and the client a withdrawal) once per
-/// round trip, forever.
+/// The smallest case of what was once a livelock: RR1 (cluster .1) and RR2 (cluster .2) with a
+/// plain iBGP session, one client of both announcing one prefix. Each reflector holds the
+/// client's path and the other reflector's reflected copy, equal down to the IGP cost, so the
+/// copy sits in the multipath group. An identical re-advertisement must change nothing
+/// (RFC 4271 section 9), or the reflectors echo the UPDATE to each other forever.
 #[test]
-#[ignore = "bug: identical UPDATEs re-trigger export (Arc pointer comparison in rib set_path/Dest::outcome): two RRs with different cluster ids ping-pong forever"]
 fn rr_two_reflectors_with_different_cluster_ids_settle() {
     let mut net = Net::new();
     let mut c = SpeakerCfg::new("rr1", AS, ip(1));
