@@ -1,2 +1,6 @@
-//! tortie's dataplane. Not built yet: issue 5 turns best routes, this node's blocks and the
-//! pools into the kernel routes, tunnel devices and neighbour entries the node needs.
+//! tortie's dataplane (being written for issue 5): the routes, tunnel devices and neighbour
+//! entries a node needs, computed from its best BGP routes, its blocks and the pools, and
+//! programmed into the kernel over rtnetlink.
+
+pub mod desired;
+pub mod netlink;

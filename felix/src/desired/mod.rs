@@ -1,0 +1,1 @@
+//! Desired kernel state, computed from best routes, blocks and pools (being written).

@@ -1,0 +1,1 @@
+//! rtnetlink access: batched writes, dumps, devices (being written).
