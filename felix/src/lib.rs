@@ -3,4 +3,5 @@
 //! programmed into the kernel over rtnetlink.
 
 pub mod desired;
+pub mod nat;
 pub mod netlink;
