@@ -5,3 +5,4 @@
 pub mod desired;
 pub mod nat;
 pub mod netlink;
+pub mod reconcile;

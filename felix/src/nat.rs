@@ -40,12 +40,35 @@ fn set(out: &mut String, name: &str, ty: &str, nets: Vec<&IpNet>) {
 pub fn ruleset(nat: &NatOutgoing) -> String {
     let v4 = |n: &&IpNet| matches!(n, IpNet::V4(_));
     let v6 = |n: &&IpNet| matches!(n, IpNet::V6(_));
-    let mut s = format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
-    set(&mut s, "pools4", "ipv4_addr", nat.all_pools.iter().filter(v4).collect());
-    set(&mut s, "pools6", "ipv6_addr", nat.all_pools.iter().filter(v6).collect());
-    set(&mut s, "masq4", "ipv4_addr", nat.masquerade.iter().filter(v4).collect());
-    set(&mut s, "masq6", "ipv6_addr", nat.masquerade.iter().filter(v6).collect());
-    s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+    let mut s =
+        format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
+    set(
+        &mut s,
+        "pools4",
+        "ipv4_addr",
+        nat.all_pools.iter().filter(v4).collect(),
+    );
+    set(
+        &mut s,
+        "pools6",
+        "ipv6_addr",
+        nat.all_pools.iter().filter(v6).collect(),
+    );
+    set(
+        &mut s,
+        "masq4",
+        "ipv4_addr",
+        nat.masquerade.iter().filter(v4).collect(),
+    );
+    set(
+        &mut s,
+        "masq6",
+        "ipv6_addr",
+        nat.masquerade.iter().filter(v6).collect(),
+    );
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
     s.push_str("    ip saddr @masq4 ip daddr != @pools4 masquerade\n");
     s.push_str("    ip6 saddr @masq6 ip6 daddr != @pools6 masquerade\n  }\n}\n");
     s
@@ -77,7 +100,9 @@ fn nft(netns: Option<&str>, input: &str) -> Result<(), NatError> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(NatError::Rejected(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+        Err(NatError::Rejected(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
 }
 
@@ -89,7 +114,10 @@ pub fn apply(nat: &NatOutgoing, netns: Option<&str>) -> Result<(), NatError> {
 
 /// Removes tortie's NAT table (`--flush`).
 pub fn remove(netns: Option<&str>) -> Result<(), NatError> {
-    nft(netns, &format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\n"))
+    nft(
+        netns,
+        &format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\n"),
+    )
 }
 
 #[cfg(test)]
@@ -104,10 +132,21 @@ mod tests {
         }
         nat.masquerade.insert("198.19.0.0/16".parse().unwrap());
         let r = ruleset(&nat);
-        assert!(r.starts_with("table inet tortie {}\ndelete table inet tortie\n"), "{r}");
+        assert!(
+            r.starts_with("table inet tortie {}\ndelete table inet tortie\n"),
+            "{r}"
+        );
         assert!(r.contains("set pools4 { type ipv4_addr; flags interval; elements = { 198.18.128.0/20, 198.19.0.0/16 }; }"), "{r}");
-        assert!(r.contains("set masq4 { type ipv4_addr; flags interval; elements = { 198.19.0.0/16 }; }"), "{r}");
-        assert!(r.contains("set masq6 { type ipv6_addr; flags interval; }"), "empty set has no elements: {r}");
+        assert!(
+            r.contains(
+                "set masq4 { type ipv4_addr; flags interval; elements = { 198.19.0.0/16 }; }"
+            ),
+            "{r}"
+        );
+        assert!(
+            r.contains("set masq6 { type ipv6_addr; flags interval; }"),
+            "empty set has no elements: {r}"
+        );
         assert!(r.contains("ip saddr @masq4 ip daddr != @pools4 masquerade"));
     }
 }

@@ -154,6 +154,7 @@ impl Kernel {
             kind,
             protocol: self.cfg.protocol,
             metric: 0,
+            prefsrc: None,
         }
     }
 

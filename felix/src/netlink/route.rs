@@ -115,6 +115,8 @@ pub struct KernelRoute {
     pub protocol: u8,
     /// Metric (`RTA_PRIORITY`); lower wins. See [`KernelRoute::normalized`] for IPv6's 0.
     pub metric: u32,
+    /// Preferred source address for traffic this host sends by the route (`RTA_PREFSRC`).
+    pub prefsrc: Option<IpAddr>,
 }
 
 impl KernelRoute {
@@ -126,6 +128,7 @@ impl KernelRoute {
             kind,
             protocol: TORTIE_PROTOCOL,
             metric: 0,
+            prefsrc: None,
         }
     }
 
@@ -189,6 +192,14 @@ impl KernelRoute {
         }
         if self.table == 0 {
             return Err(format!("{}: table 0 (unspecified)", self.prefix));
+        }
+        if let Some(src) = self.prefsrc {
+            if src.is_ipv4() != self.prefix.addr().is_ipv4() {
+                return Err(format!(
+                    "{}: preferred source {src} of the other family",
+                    self.prefix
+                ));
+            }
         }
         match &self.kind {
             RouteKind::Unicast(nhs) => {
@@ -350,6 +361,9 @@ pub fn route_message(op: RouteOpKind, route: &KernelRoute) -> Result<RouteMessag
     if route.metric != 0 || delete {
         attrs.push(RouteAttribute::Priority(route.metric));
     }
+    if let (Some(src), false) = (route.prefsrc, delete) {
+        attrs.push(RouteAttribute::PrefSource(addr(src)));
+    }
     if delete {
         // Any type and scope: (table, prefix, metric, protocol) identify the route.
         header.scope = RouteScope::NoWhere;
@@ -493,6 +507,7 @@ pub fn from_message(msg: &RouteMessage) -> Result<Option<KernelRoute>, String> {
     let mut gateway = None;
     let mut oif = 0;
     let mut nh_id = None;
+    let mut prefsrc = None;
     let mut multipath = None;
     let mut unsupported = false;
     for a in &msg.attributes {
@@ -503,6 +518,7 @@ pub fn from_message(msg: &RouteMessage) -> Result<Option<KernelRoute>, String> {
             RouteAttribute::Gateway(g) => gateway = Some(ip_of(g)?),
             RouteAttribute::Oif(o) => oif = *o,
             RouteAttribute::NhId(id) => nh_id = Some(*id),
+            RouteAttribute::PrefSource(p) => prefsrc = Some(ip_of(p)?),
             RouteAttribute::MultiPath(hops) => multipath = Some(hops),
             RouteAttribute::Via(_)
             | RouteAttribute::Encap(_)
@@ -579,6 +595,7 @@ pub fn from_message(msg: &RouteMessage) -> Result<Option<KernelRoute>, String> {
         kind,
         protocol: u8::from(h.protocol),
         metric,
+        prefsrc,
     }))
 }
 
