@@ -133,6 +133,7 @@ impl Rib {
         }
         let dirty = std::mem::take(&mut self.export_dirty);
         self.export_seen.clear();
+        self.export_seen.shrink_to(1024);
         for peer in self
             .peers
             .iter_mut()

@@ -37,7 +37,7 @@ use crate::wire::{Attributes, Ctx, Family, GracefulRestart};
 use adj_rib_out::AdjRibOut;
 use ipnet::IpNet;
 use path::PrefixKey;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,15 +177,72 @@ pub struct RouteView {
     pub paths: Vec<PathView>,
 }
 
+/// What the decision process needs of the RIB besides the prefix's paths.
+struct Decider<'a> {
+    local_as: u32,
+    max_ecmp: usize,
+    peers: &'a [Option<Peer>],
+    igp_cost: &'a (dyn Fn(IpAddr) -> Option<u32> + Send),
+    local_addresses: &'a HashSet<IpAddr>,
+}
+
+/// A [`Decider`] borrowing the fields of a RIB other than its tables.
+macro_rules! decider {
+    ($rib:expr) => {
+        Decider {
+            local_as: $rib.cfg.local_as,
+            max_ecmp: $rib.cfg.max_ecmp,
+            peers: &$rib.peers,
+            igp_cost: &*$rib.igp_cost,
+            local_addresses: &$rib.local_addresses,
+        }
+    };
+}
+
+impl Decider<'_> {
+    fn decide(&self, dest: &mut Dest) {
+        let local_as = self.local_as;
+        let facts = |id: PeerId| match self.peers.get(id as usize).and_then(Option::as_ref) {
+            Some(p) => PeerFacts {
+                ebgp: p.cfg.peer_as != local_as,
+                bgp_id: p.bgp_id,
+                address: p.cfg.address,
+            },
+            None => PeerFacts {
+                ebgp: false,
+                bgp_id: Ipv4Addr::UNSPECIFIED,
+                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            },
+        };
+        let cost = |p: &Path| {
+            if p.peer == LOCAL {
+                return Some(0);
+            }
+            let nh = p.attrs.next_hop;
+            if nh.is_unspecified() || self.local_addresses.contains(&nh) {
+                return None;
+            }
+            (self.igp_cost)(nh)
+        };
+        best_path::decide(dest, local_as, self.max_ecmp, facts, cost);
+    }
+}
+
+/// rustc's FxHash for the change queues: a prefix hashes in a few instructions instead of
+/// SipHash's hundred. Keys are prefixes from configured peers, bounded by their prefix limits,
+/// so flooding one bucket on purpose buys an attacker little.
+type FastHash = rustc_hash::FxBuildHasher;
+
 /// The whole routing state of one speaker.
 pub struct Rib {
     cfg: RibConfig,
     /// Indexed by [`PeerId`]; slot 0 ([`LOCAL`]) is never a peer.
     peers: Vec<Option<Peer>>,
     tables: Tables,
-    fib_dirty: HashSet<IpNet>,
+    fib_dirty: HashSet<IpNet, FastHash>,
     export_dirty: Vec<(IpNet, smallvec::SmallVec<[u32; 2]>)>,
-    export_seen: HashSet<IpNet>,
+    /// Where each prefix of `export_dirty` is in it.
+    export_seen: HashMap<IpNet, u32, FastHash>,
     /// IGP cost to a next hop, `None` when it cannot be reached (RFC 4271 section 9.1.2).
     igp_cost: Box<dyn Fn(IpAddr) -> Option<u32> + Send>,
     local_addresses: HashSet<IpAddr>,
@@ -197,9 +254,9 @@ impl Rib {
             cfg,
             peers: vec![None],
             tables: Tables::default(),
-            fib_dirty: HashSet::new(),
+            fib_dirty: HashSet::default(),
             export_dirty: Vec::new(),
-            export_seen: HashSet::new(),
+            export_seen: HashMap::default(),
             igp_cost: Box::new(|_| Some(0)),
             local_addresses: HashSet::new(),
         }
@@ -448,7 +505,7 @@ impl Rib {
     }
 
     /// Inserts, replaces (`Some`) or removes (`None`) the path of `peer` with `rx_path_id`, and
-    /// re-decides the prefix.
+    /// re-decides the prefix. One walk down the table, whatever happens.
     fn set_path<K: TableKey>(
         &mut self,
         key: K,
@@ -456,114 +513,118 @@ impl Rib {
         rx_path_id: u32,
         attrs: Option<Arc<RouteAttrs>>,
     ) {
-        let table = K::table_mut(&mut self.tables);
-        let before = table.get(&key).map(Dest::outcome).unwrap_or_default();
-        let delta: i64 = match attrs {
-            Some(attrs) => {
-                let dest = table.entry(key).or_default();
-                match dest
-                    .paths
-                    .iter_mut()
-                    .find(|p| p.peer == peer && p.rx_path_id == rx_path_id)
-                {
-                    Some(p) => {
-                        // RFC 4271 section 9: a re-announcement with the same attributes
-                        // replaces the route with itself and changes nothing downstream.
-                        // (Two reflectors would otherwise echo a route to each other forever.)
-                        if !p.stale && (Arc::ptr_eq(&p.attrs, &attrs) || *p.attrs == *attrs) {
-                            return;
+        use std::collections::btree_map::Entry;
+        let decider = decider!(self);
+        let (delta, before, changed): (i64, path::Outcome, bool) =
+            match K::table_mut(&mut self.tables).entry(key) {
+                Entry::Vacant(v) => {
+                    let Some(attrs) = attrs else { return };
+                    let dest = v.insert(Dest::default());
+                    dest.paths.push(Path {
+                        peer,
+                        rx_path_id,
+                        tx_path_id: 1,
+                        stale: false,
+                        attrs,
+                    });
+                    decider.decide(dest);
+                    (1, path::Outcome::new(), dest.ecmp > 0)
+                }
+                Entry::Occupied(mut o) => {
+                    let dest = o.get_mut();
+                    let before = dest.outcome();
+                    let delta = match attrs {
+                        Some(attrs) => match dest
+                            .paths
+                            .iter_mut()
+                            .find(|p| p.peer == peer && p.rx_path_id == rx_path_id)
+                        {
+                            Some(p) => {
+                                // RFC 4271 section 9: a re-announcement with the same
+                                // attributes replaces the route with itself and changes
+                                // nothing downstream. (Two reflectors would otherwise echo a
+                                // route to each other forever.)
+                                if !p.stale && (Arc::ptr_eq(&p.attrs, &attrs) || *p.attrs == *attrs)
+                                {
+                                    return;
+                                }
+                                p.attrs = attrs;
+                                p.stale = false;
+                                0
+                            }
+                            None => {
+                                let tx_path_id = dest.free_tx_path_id();
+                                dest.paths.push(Path {
+                                    peer,
+                                    rx_path_id,
+                                    tx_path_id,
+                                    stale: false,
+                                    attrs,
+                                });
+                                1
+                            }
+                        },
+                        None => {
+                            let n = dest.paths.len();
+                            dest.paths
+                                .retain(|p| !(p.peer == peer && p.rx_path_id == rx_path_id));
+                            if dest.paths.len() == n {
+                                return;
+                            }
+                            -1
                         }
-                        p.attrs = attrs;
-                        p.stale = false;
-                        0
+                    };
+                    decider.decide(dest);
+                    let changed = dest.outcome() != before;
+                    if dest.paths.is_empty() {
+                        o.remove();
                     }
-                    None => {
-                        let tx_path_id = dest.free_tx_path_id();
-                        dest.paths.push(Path {
-                            peer,
-                            rx_path_id,
-                            tx_path_id,
-                            stale: false,
-                            attrs,
-                        });
-                        1
-                    }
+                    (delta, before, changed)
                 }
-            }
-            None => match table.get_mut(&key) {
-                Some(dest) => {
-                    let n = dest.paths.len();
-                    dest.paths
-                        .retain(|p| !(p.peer == peer && p.rx_path_id == rx_path_id));
-                    if dest.paths.len() == n {
-                        return;
-                    }
-                    -1
-                }
-                None => return,
-            },
-        };
+            };
         if peer != LOCAL {
             if let Some(p) = self.peer_mut(peer) {
                 p.paths = (i64::from(p.paths) + delta).max(0) as u32;
             }
         }
-        self.settle(key, before);
+        if changed {
+            self.queue_change(key.to_net(), &before);
+        }
     }
 
     /// Re-decides a prefix after its paths changed (`before`: the outcome before the change);
     /// queues it for the dataplane and the export pass if the outcome changed, and drops an
     /// empty entry.
     fn settle<K: TableKey>(&mut self, key: K, before: path::Outcome) {
-        let local_as = self.cfg.local_as;
-        let max_ecmp = self.cfg.max_ecmp;
-        let peers = &self.peers;
-        let igp = &self.igp_cost;
-        let locals = &self.local_addresses;
-        let Some(dest) = K::table_mut(&mut self.tables).get_mut(&key) else {
+        let decider = decider!(self);
+        let table = K::table_mut(&mut self.tables);
+        let Some(dest) = table.get_mut(&key) else {
             return;
         };
-        let facts = |id: PeerId| match peers.get(id as usize).and_then(Option::as_ref) {
-            Some(p) => PeerFacts {
-                ebgp: p.cfg.peer_as != local_as,
-                bgp_id: p.bgp_id,
-                address: p.cfg.address,
-            },
-            None => PeerFacts {
-                ebgp: false,
-                bgp_id: Ipv4Addr::UNSPECIFIED,
-                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            },
-        };
-        let cost = |p: &Path| {
-            if p.peer == LOCAL {
-                return Some(0);
-            }
-            let nh = p.attrs.next_hop;
-            if nh.is_unspecified() || locals.contains(&nh) {
-                return None;
-            }
-            igp(nh)
-        };
-        best_path::decide(dest, local_as, max_ecmp, facts, cost);
+        decider.decide(dest);
         let changed = dest.outcome() != before;
-        let old_ids: smallvec::SmallVec<[u32; 2]> = before.iter().map(|o| o.2).collect();
-        let empty = dest.paths.is_empty();
-        if empty {
-            K::table_mut(&mut self.tables).remove(&key);
+        if dest.paths.is_empty() {
+            table.remove(&key);
         }
         if changed {
-            let net = key.to_net();
-            self.fib_dirty.insert(net);
-            if self.export_seen.insert(net) {
-                self.export_dirty.push((net, old_ids));
-            } else if let Some(entry) = self.export_dirty.iter_mut().rev().find(|(n, _)| *n == net)
-            {
-                // Remember every path id that may have been announced since the last pass.
-                for id in old_ids {
-                    if !entry.1.contains(&id) {
-                        entry.1.push(id);
-                    }
+            self.queue_change(key.to_net(), &before);
+        }
+    }
+
+    /// Queues a prefix whose outcome changed for the dataplane and the export pass, once each.
+    fn queue_change(&mut self, net: IpNet, before: &path::Outcome) {
+        self.fib_dirty.insert(net);
+        let next = self.export_dirty.len() as u32;
+        let at = *self.export_seen.entry(net).or_insert(next);
+        if at == next {
+            self.export_dirty
+                .push((net, before.iter().map(|o| o.2).collect()));
+        } else {
+            // Remember every path id that may have been announced since the last pass.
+            let ids = &mut self.export_dirty[at as usize].1;
+            for o in before {
+                if !ids.contains(&o.2) {
+                    ids.push(o.2);
                 }
             }
         }
@@ -610,6 +671,10 @@ impl Rib {
                 })
             });
             out.push(RouteChange { prefix: net, route });
+        }
+        if self.fib_dirty.is_empty() {
+            // The burst is over: give back what it took.
+            self.fib_dirty.shrink_to(1024);
         }
         out
     }
