@@ -28,9 +28,13 @@ fn elements<'a>(nets: impl Iterator<Item = &'a IpNet>) -> String {
 }
 
 fn set(out: &mut String, name: &str, ty: &str, nets: Vec<&IpNet>) {
+    // Pools may nest (routing takes the most specific), but nftables refuses overlapping
+    // elements in an interval set ("conflicting intervals specified"). A set means the union
+    // of its elements, so it is written aggregated.
+    let nets = IpNet::aggregate(&nets.into_iter().copied().collect());
     let _ = write!(out, "  set {name} {{ type {ty}; flags interval;");
     if !nets.is_empty() {
-        let _ = write!(out, " elements = {{ {} }};", elements(nets.into_iter()));
+        let _ = write!(out, " elements = {{ {} }};", elements(nets.iter()));
     }
     out.push_str(" }\n");
 }
@@ -148,5 +152,25 @@ mod tests {
             "empty set has no elements: {r}"
         );
         assert!(r.contains("ip saddr @masq4 ip daddr != @pools4 masquerade"));
+    }
+
+    #[test]
+    fn nested_pools_are_written_as_their_union() {
+        let mut nat = NatOutgoing::default();
+        for p in [
+            "198.19.0.0/16",
+            "198.19.2.0/23",
+            "198.18.0.0/24",
+            "198.18.1.0/24",
+        ] {
+            nat.all_pools.insert(p.parse().unwrap());
+        }
+        nat.masquerade.insert("198.19.2.0/23".parse().unwrap());
+        let r = ruleset(&nat);
+        assert!(
+            r.contains("set pools4 { type ipv4_addr; flags interval; elements = { 198.18.0.0/23, 198.19.0.0/16 }; }"),
+            "{r}"
+        );
+        assert!(r.contains("elements = { 198.19.2.0/23 }"), "{r}");
     }
 }

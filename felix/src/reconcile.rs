@@ -182,6 +182,27 @@ impl Felix {
                 }
             }
         }
+        // A VXLAN device no pool needs any more (e.g. vxlanMode changed to Never) goes, as in
+        // `flush` and as Calico's felix removes vxlan.calico: otherwise its neighbour and FDB
+        // entries would stay behind, and the diff would retry deleting them on every apply
+        // without the device's index to do it with. The kernel removes the entries and the
+        // routes through the device with it, so the kernel is read again.
+        for (t, name) in [
+            (&desired.tunnels.vxlan, desired::VXLAN_V4),
+            (&desired.tunnels.vxlan_v6, desired::VXLAN_V6),
+        ] {
+            if t.is_some() {
+                continue;
+            }
+            if let Some(link) = self.kernel.link_by_name(name)? {
+                info!(
+                    device = name,
+                    "no pool uses this VXLAN device any more; removing it"
+                );
+                self.kernel.delete_link(link.index)?;
+                self.current = None;
+            }
+        }
         Ok(())
     }
 
