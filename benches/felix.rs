@@ -3,6 +3,13 @@
 //! object) and, in the same run, by `ip -batch` of the same routes; routes/s of each, the
 //! ratio, and the time of one change against the full table.
 //!
+//! Then the full felix path, as the agent drives it: desired-state inputs with 100k remote /26
+//! blocks of 500 remote nodes (host-gw, the nodes on the underlay's /22) → `desired::compute` →
+//! `Felix::apply` on a fresh `Felix` (dump, diff, batched writes, NAT table), against `ip -batch`
+//! of exactly the routes compute produced; and one changed best route against the 100k table
+//! through compute + `Felix::apply`, with the netlink writes it took (must be 1). For
+//! comparison, the same routes through one nexthop object per remote node (netlink layer).
+//!
 //! `cargo bench --bench felix` (root; about 30 s). Under `cargo test` (no `--bench` argument)
 //! it runs a 2,000-route smoke version. `FELIX_BENCH_ROUTES=N` overrides the size,
 //! `FELIX_BENCH_REPS=N` the repetitions (median reported).
@@ -15,11 +22,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
+use tortie_felix::desired::{self, BestRoute, EncapMode, Inputs, LocalNode, Pool, Underlay};
 use tortie_felix::netlink::{
     Kernel, KernelConfig, KernelRoute, Netns, NexthopObject, NexthopOp, RouteOp, SocketConfig,
     TORTIE_PROTOCOL,
 };
+use tortie_felix::reconcile::Felix;
 
 const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const GW2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
@@ -130,7 +139,8 @@ fn main() {
     sh(&[
         "ip", "-n", &ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", &peer,
     ]);
-    sh(&["ip", "-n", &ns, "addr", "add", "198.18.0.1/24", "dev", "v0"]);
+    // A /22: room for the 500 remote nodes of the full-path run (198.18.0.2 - 198.18.1.245).
+    sh(&["ip", "-n", &ns, "addr", "add", "198.18.0.1/22", "dev", "v0"]);
     sh(&["ip", "-n", &ns, "link", "set", "v0", "up"]);
     sh(&[
         "ip",
@@ -138,7 +148,7 @@ fn main() {
         &peer,
         "addr",
         "add",
-        "198.18.0.2/24",
+        "198.18.0.2/22",
         "dev",
         "v1",
     ]);
@@ -356,5 +366,196 @@ fn main() {
         } else {
             "MISSED"
         }
+    );
+
+    drop(k);
+    drop(k_ack);
+    full_path(&ns, n, reps, if bench { 21 } else { 5 });
+}
+
+/// Remote nodes of the full-path run.
+const NODES: u32 = 500;
+
+/// Remote node `i`: 198.18.0.2 upwards, on the namespace's /22.
+fn remote_node(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 2)) + i)
+}
+
+/// What the agent would hand felix: this node 198.18.0.1/22 on v0, one host-gw pool (10.0.0.0/8,
+/// no encapsulation, no NAT), no block of its own, and `n` remote blocks spread over 500 nodes.
+fn bench_inputs(n: u32) -> Inputs {
+    Inputs {
+        node: LocalNode {
+            name: "bench".into(),
+            ipv4: Some(Ipv4Net::new(Ipv4Addr::new(198, 18, 0, 1), 22).expect("prefix")),
+            ipv6: None,
+            underlay: Underlay {
+                name: "v0".into(),
+                index: None,
+                gateways_v4: vec![],
+                gateways_v6: vec![],
+                mtu: 1500,
+            },
+        },
+        pools: vec![Pool {
+            cidr: "10.0.0.0/8".parse().expect("pool"),
+            ipip_mode: EncapMode::Never,
+            vxlan_mode: EncapMode::Never,
+            nat_outgoing: false,
+            disabled: false,
+        }],
+        blocks: vec![],
+        routes: (0..n)
+            .map(|i| BestRoute {
+                prefix: prefix(i),
+                next_hops: vec![IpAddr::V4(remote_node(i % NODES))],
+            })
+            .collect(),
+        vxlan: Default::default(),
+    }
+}
+
+fn new_felix(ns: &str) -> Felix {
+    let k = Kernel::open_named(ns).expect("open netlink");
+    Felix::new(k, "v0", Some(ns.to_string()))
+}
+
+/// The full felix path against `ip -batch` of the same routes, and one change through it.
+fn full_path(ns: &str, n: u32, reps: usize, changes: usize) {
+    let inputs = bench_inputs(n);
+    let t = Instant::now();
+    let desired = desired::compute(&inputs);
+    let first_compute = t.elapsed();
+    assert_eq!(desired.fib.routes.len(), n as usize);
+    assert!(desired.problems.is_empty(), "{:?}", desired.problems);
+
+    // `ip -batch` of exactly the routes compute produced.
+    let mut batch = String::with_capacity(n as usize * 56);
+    for (p, r) in &desired.fib.routes {
+        let gw = r.nexthops()[0].gateway;
+        let _ = writeln!(
+            batch,
+            "route add {p} via {gw} dev v0 proto {TORTIE_PROTOCOL}"
+        );
+    }
+    let batch_file =
+        std::env::temp_dir().join(format!("felix-bench-full-{}.batch", std::process::id()));
+    std::fs::write(&batch_file, &batch).expect("batch file");
+
+    let (mut ip_rate, mut felix_rate, mut apply_only) = (vec![], vec![], vec![]);
+    let mut per_node_nh = vec![];
+    let mut compute_times = vec![first_compute.as_secs_f64()];
+    let mut writes = 0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        sh(&["ip", "-n", ns, "-batch", batch_file.to_str().expect("path")]);
+        ip_rate.push(f64::from(n) / t.elapsed().as_secs_f64());
+        assert_eq!(count_ours(ns), n as usize);
+        new_felix(ns).flush().expect("flush");
+        assert_eq!(count_ours(ns), 0);
+
+        // A fresh felix each time, as a starting agent: compute, then apply (dump, diff, write).
+        let t = Instant::now();
+        let desired = desired::compute(&inputs);
+        let computed = t.elapsed();
+        let mut felix = new_felix(ns);
+        let r = felix.apply(&desired).expect("apply");
+        let total = t.elapsed();
+        assert!(r.failures.is_empty(), "{:?}", r.failures.first());
+        assert_eq!(r.ops, n as usize);
+        writes = felix.writes();
+        compute_times.push(computed.as_secs_f64());
+        felix_rate.push(f64::from(n) / total.as_secs_f64());
+        apply_only.push(f64::from(n) / (total - computed).as_secs_f64());
+        assert_eq!(count_ours(ns), n as usize);
+        felix.flush().expect("flush");
+
+        // For comparison, what the netlink layer does with one nexthop object per remote node
+        // (Felix::apply writes gateway routes): the kernel's fib_info hash leaves the gateway
+        // out, so 500 gateways share one hash chain that every gateway route insert walks.
+        let mut k = Kernel::open_named(ns).expect("open netlink");
+        let v0 = k.require_link("v0").expect("v0").index;
+        let t = Instant::now();
+        let objects: Vec<NexthopOp> = (0..NODES)
+            .map(|g| {
+                NexthopOp::Replace(NexthopObject::gateway(
+                    NHID + 16 + g,
+                    IpAddr::V4(remote_node(g)),
+                    v0,
+                    false,
+                ))
+            })
+            .collect();
+        assert!(k.apply_nexthops(&objects).expect("nexthops").is_ok());
+        let ops: Vec<RouteOp> = (0..n)
+            .map(|i| RouteOp::Create(KernelRoute::nexthop(prefix(i), NHID + 16 + i % NODES)))
+            .collect();
+        assert!(k.apply_routes(&ops).expect("apply").is_ok());
+        per_node_nh.push(f64::from(n) / t.elapsed().as_secs_f64());
+        assert_eq!(count_ours(ns), n as usize);
+        assert!(k.flush().expect("flush").is_ok());
+    }
+    let _ = std::fs::remove_file(&batch_file);
+
+    // One change against the full table: block n/2 moves to another node and back, alternately.
+    let mut felix = new_felix(ns);
+    felix.apply(&desired).expect("apply");
+    let mut inputs = inputs;
+    let k = (n / 2) as usize;
+    let (home, other) = (
+        inputs.routes[k].next_hops[0],
+        IpAddr::V4(remote_node((n / 2 + 1) % NODES)),
+    );
+    let (mut compute_one, mut apply_one, mut writes_one) = (vec![], vec![], vec![]);
+    for i in 0..changes {
+        inputs.routes[k].next_hops = vec![if i % 2 == 0 { other } else { home }];
+        let t = Instant::now();
+        let d = desired::compute(&inputs);
+        compute_one.push(t.elapsed());
+        let w = felix.writes();
+        let t = Instant::now();
+        let r = felix.apply(&d).expect("apply");
+        apply_one.push(t.elapsed());
+        writes_one.push(felix.writes() - w);
+        assert_eq!(r.ops, 1, "{r:?}");
+    }
+    assert!(
+        writes_one.iter().all(|&w| w == 1),
+        "netlink writes per change: {writes_one:?}"
+    );
+    felix.flush().expect("flush");
+
+    let ip_r = median(&mut ip_rate);
+    let f_r = median(&mut felix_rate);
+    let a_r = median(&mut apply_only);
+    let c = median(&mut compute_times);
+    let nh_r = median(&mut per_node_nh);
+    println!(
+        "full felix path: {n} remote /26 blocks of {NODES} nodes (host-gw), inputs -> compute -> Felix::apply, median of {reps} runs"
+    );
+    println!("  ip -batch of the same routes          {ip_r:>9.0} routes/s");
+    println!(
+        "  felix, compute + apply               {f_r:>9.0} routes/s {:>5.2}x  ({writes} netlink writes)",
+        f_r / ip_r
+    );
+    println!(
+        "  felix, apply alone                   {a_r:>9.0} routes/s {:>5.2}x",
+        a_r / ip_r
+    );
+    println!(
+        "  (netlink layer, {NODES} per-node nhid objects {nh_r:>9.0} routes/s {:>5.2}x  not Felix::apply's way)",
+        nh_r / ip_r
+    );
+    println!("  compute of {n} routes: {:.1} ms", c * 1e3);
+    let (cm, am) = (
+        percentile(&mut compute_one, 0.5),
+        percentile(&mut apply_one, 0.5),
+    );
+    println!(
+        "one changed best route against {n} routes ({changes} samples): compute median {:.1} ms, Felix::apply median {:.2} ms (p99 {:.2} ms), {} netlink write(s) each",
+        cm.as_secs_f64() * 1e3,
+        am.as_secs_f64() * 1e3,
+        percentile(&mut apply_one, 0.99).as_secs_f64() * 1e3,
+        writes_one[0]
     );
 }

@@ -5,9 +5,12 @@
 //! Run by hand: `cargo test -p tortie-felix --test vm` (all of them, in the VM), or
 //! `VMTEST_IN_VM=1 tools/vmrun/vmrun.sh target/debug/deps/vm_inner-HASH --test-threads=1 NAME`.
 //!
-//! For now these prove the harness: the kernel, its modules and the namespace topology (`topo.rs`), with
-//! hand-written IPIP routes. The felix-driven IPIP tests (Always, CrossSubnet) build on the same topology.
+//! Here: the harness itself (the kernel, its modules, the namespace topology of `topo.rs`, and IPIP with
+//! hand-written routes as a baseline), and in `felix_ipip.rs` IPIP with felix installing the routes
+//! (Always, CrossSubnet) and setting up tunl0, driven with desired state by `felix_topo.rs`.
 
+mod felix_ipip;
+mod felix_topo;
 mod topo;
 
 use std::net::Ipv4Addr;
@@ -18,7 +21,9 @@ fn in_vm(test: &str) -> bool {
     if std::env::var("VMTEST_IN_VM").as_deref() == Ok("1") {
         return true;
     }
-    eprintln!("{test}: runs only inside the VM (VMTEST_IN_VM=1); `cargo test -p tortie-felix --test vm` boots it");
+    eprintln!(
+        "{test}: runs only inside the VM (VMTEST_IN_VM=1); `cargo test -p tortie-felix --test vm` boots it"
+    );
     false
 }
 
@@ -31,16 +36,31 @@ fn ipip_module_loaded_and_tunl0_in_a_fresh_netns() {
     if !in_vm("ipip_module_loaded_and_tunl0_in_a_fresh_netns") {
         return;
     }
-    assert!(std::path::Path::new("/sys/module/ipip").exists(), "the ipip module is not loaded (VMRUN_LOAD)");
+    assert!(
+        std::path::Path::new("/sys/module/ipip").exists(),
+        "the ipip module is not loaded (VMRUN_LOAD)"
+    );
     let ns = ok(Netns::new(&format!("{}-fresh", topo::unique_prefix())));
     // ipip.ko creates the fallback device in every namespace (net.core.fb_tunnels_only_for_init_net=0).
     let link = ok(ns.ip(&["-d", "link", "show", "dev", "tunl0"]));
-    assert!(link.contains("link/ipip"), "tunl0 is not an ipip device:\n{link}");
-    assert!(link.contains("ipip any remote any local any"), "tunl0 is not the fallback device:\n{link}");
+    assert!(
+        link.contains("link/ipip"),
+        "tunl0 is not an ipip device:\n{link}"
+    );
+    assert!(
+        link.contains("ipip any remote any local any"),
+        "tunl0 is not the fallback device:\n{link}"
+    );
     ok(ns.ip(&["link", "set", "tunl0", "up"]));
     ok(ns.ip(&["addr", "add", "198.19.200.1/32", "dev", "tunl0"]));
     let stats = ok(ns.link_stats("tunl0"));
-    assert_eq!(stats, topo::LinkStats { tx_packets: 0, rx_packets: 0 });
+    assert_eq!(
+        stats,
+        topo::LinkStats {
+            tx_packets: 0,
+            rx_packets: 0
+        }
+    );
 }
 
 #[test]
@@ -71,7 +91,10 @@ fn topology_cleans_up_its_namespaces() {
         assert_eq!(names.len(), 9);
         let list = ok(topo::ip(&["netns", "list"]));
         for n in &names {
-            assert!(list.contains(n.as_str()), "{n} missing from `ip netns list`:\n{list}");
+            assert!(
+                list.contains(n.as_str()),
+                "{n} missing from `ip netns list`:\n{list}"
+            );
         }
     }
     let list = ok(topo::ip(&["netns", "list"]));
@@ -89,7 +112,10 @@ fn topology_cleans_up_its_namespaces() {
     });
     assert!(r.is_err());
     let list = ok(topo::ip(&["netns", "list"]));
-    assert!(!list.contains(&format!("{prefix}-")), "namespaces of {prefix} left behind after a panic:\n{list}");
+    assert!(
+        !list.contains(&format!("{prefix}-")),
+        "namespaces of {prefix} left behind after a panic:\n{list}"
+    );
 }
 
 /// CrossSubnet by hand: same-subnet blocks via the node on eth0 (host-gw), the other subnet's blocks
@@ -103,21 +129,36 @@ fn pods_ping_across_subnets_over_tunl0() {
     let t = ok(Topology::four_nodes());
     for (i, node) in t.nodes.iter().enumerate() {
         let tunnel_addr = Ipv4Addr::from(u32::from(node.block.0) + 1);
-        let mut cmds = vec!["link set tunl0 up".to_string(), format!("addr add {tunnel_addr}/32 dev tunl0")];
+        let mut cmds = vec![
+            "link set tunl0 up".to_string(),
+            format!("addr add {tunnel_addr}/32 dev tunl0"),
+        ];
         for (j, other) in t.nodes.iter().enumerate() {
             if i == j {
                 continue;
             }
             if node.same_subnet(other) {
-                cmds.push(format!("route add {} via {} dev {}", other.block_str(), other.addr, node.dev));
+                cmds.push(format!(
+                    "route add {} via {} dev {}",
+                    other.block_str(),
+                    other.addr,
+                    node.dev
+                ));
             } else {
-                cmds.push(format!("route add {} via {} dev tunl0 onlink", other.block_str(), other.addr));
+                cmds.push(format!(
+                    "route add {} via {} dev tunl0 onlink",
+                    other.block_str(),
+                    other.addr
+                ));
             }
         }
         ok(node.ns.ip_batch(&cmds));
     }
     let routes = ok(t.nodes[0].ns.ip(&["route", "show"]));
-    assert!(routes.contains("198.19.3.0/26 via 198.18.2.13 dev tunl0 onlink"), "node1 routes:\n{routes}");
+    assert!(
+        routes.contains("198.19.3.0/26 via 198.18.2.13 dev tunl0 onlink"),
+        "node1 routes:\n{routes}"
+    );
 
     let tunl0 = |n: usize| ok(t.nodes[n].ns.link_stats("tunl0"));
     let before: Vec<_> = (0..4).map(tunl0).collect();
@@ -137,11 +178,27 @@ fn pods_ping_across_subnets_over_tunl0() {
     }
     for (n, &prev) in after_same.iter().enumerate() {
         let d = tunl0(n) - prev;
-        eprintln!("node{} tunl0: tx {} rx {}", n + 1, d.tx_packets, d.rx_packets);
-        assert_eq!(d, topo::LinkStats { tx_packets: 4 * N, rx_packets: 4 * N }, "node{} tunl0 counters", n + 1);
+        eprintln!(
+            "node{} tunl0: tx {} rx {}",
+            n + 1,
+            d.tx_packets,
+            d.rx_packets
+        );
+        assert_eq!(
+            d,
+            topo::LinkStats {
+                tx_packets: 4 * N,
+                rx_packets: 4 * N
+            },
+            "node{} tunl0 counters",
+            n + 1
+        );
     }
 
     // The router cannot carry pod packets itself: the pings above crossed it encapsulated.
-    let err = t.router.ip(&["route", "get", "198.19.3.2"]).expect_err("the router has a route to a pod");
+    let err = t
+        .router
+        .ip(&["route", "get", "198.19.3.2"])
+        .expect_err("the router has a route to a pod");
     assert!(err.contains("unreachable"), "{err}");
 }

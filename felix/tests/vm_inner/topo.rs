@@ -27,12 +27,19 @@
 //! Nodes in the same subnet share an L2 segment (a bridge in the router namespace); traffic between the
 //! subnets is routed by the router, which has no route to any pod: pod traffic crosses the subnets only
 //! encapsulated (or after a test gives the router pod routes).
+//!
+//! [`Topology::four_nodes_dual_stack`] adds IPv6 from the benchmarking range 2001:2::/48 (RFC 5180) in
+//! the same shape: subnet A 2001:2:0:1::/64 and B 2001:2:0:2::/64 (router ::1, node N ::1N, e.g.
+//! 2001:2:0:1::11), pod N at 2001:2:0:19::N02/128 in block 2001:2:0:19::N00/122, default route via
+//! fe80::1 (on the node-side veth). Duplicate address detection is off in all its namespaces
+//! (`accept_dad=0` before any link exists), so addresses are usable at once; the first packets may
+//! still wait for neighbour discovery.
 #![allow(dead_code)] // a toolbox: each test target uses part of it
 
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -86,7 +93,11 @@ pub fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
     drop(stdin);
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     written.map_err(|e| format!("ip -batch: {e}"))?;
-    let what = format!("ip{} -batch: {}", netns.map(|n| format!(" -n {n}")).unwrap_or_default(), lines.join("; "));
+    let what = format!(
+        "ip{} -batch: {}",
+        netns.map(|n| format!(" -n {n}")).unwrap_or_default(),
+        lines.join("; ")
+    );
     check(&what, out).map(drop)
 }
 
@@ -94,19 +105,27 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh name prefix, unique on this machine: `tt-<pid>-<n>`.
 pub fn unique_prefix() -> String {
-    format!("tt-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "tt-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Delete the `tt-<pid>-*` namespaces whose process is gone (left by a killed test run).
 pub fn reap_stale() {
-    let Ok(dir) = std::fs::read_dir("/run/netns") else { return };
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let mut parts = name.splitn(3, '-');
         if parts.next() != Some("tt") {
             continue;
         }
-        let Some(pid) = parts.next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(pid) = parts.next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             delete_netns(&name);
         }
@@ -116,7 +135,9 @@ pub fn reap_stale() {
 /// What `ip netns del` does: detach the bind mount that keeps the namespace alive, remove the file.
 fn delete_netns(name: &str) -> bool {
     let path = format!("/run/netns/{name}");
-    let Ok(c) = std::ffi::CString::new(path.clone()) else { return false };
+    let Ok(c) = std::ffi::CString::new(path.clone()) else {
+        return false;
+    };
     // SAFETY: plain syscall on a NUL-terminated path.
     unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     std::fs::remove_file(&path).is_ok()
@@ -132,7 +153,11 @@ fn link_up_here(ifname: &str) -> std::io::Result<()> {
         }
         let fd = OwnedFd::from_raw_fd(fd);
         let mut req: libc::ifreq = std::mem::zeroed();
-        for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes().take(libc::IFNAMSIZ - 1)) {
+        for (d, s) in req
+            .ifr_name
+            .iter_mut()
+            .zip(ifname.bytes().take(libc::IFNAMSIZ - 1))
+        {
             *d = s as libc::c_char;
         }
         if libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
@@ -165,7 +190,8 @@ impl Netns {
         let all: Vec<Netns> = names.iter().map(|n| Netns { name: n.clone() }).collect();
         result?;
         for ns in &all {
-            ns.enter(|| link_up_here("lo"))?.map_err(|e| format!("{}: lo up: {e}", ns.name))?;
+            ns.enter(|| link_up_here("lo"))?
+                .map_err(|e| format!("{}: lo up: {e}", ns.name))?;
         }
         Ok(all)
     }
@@ -207,7 +233,10 @@ impl Netns {
     /// Run a program in this namespace: its stdout on success.
     pub fn exec(&self, cmd: &[&str]) -> Result<String> {
         let what = cmd.join(" ");
-        check(&format!("{what} (in {})", self.name), self.exec_output(cmd)?)
+        check(
+            &format!("{what} (in {})", self.name),
+            self.exec_output(cmd)?,
+        )
     }
 
     /// Like [`exec`](Self::exec), with the raw output, for commands expected to fail.
@@ -227,7 +256,8 @@ impl Netns {
     pub fn sysctls(&self, kv: &[(&str, &str)]) -> Result<()> {
         self.enter(|| {
             kv.iter().try_for_each(|(k, v)| {
-                std::fs::write(format!("/proc/sys/{k}"), v).map_err(|e| format!("sysctl {k}={v}: {e}"))
+                std::fs::write(format!("/proc/sys/{k}"), v)
+                    .map_err(|e| format!("sysctl {k}={v}: {e}"))
             })
         })?
         .map_err(|e| format!("{}: {e}", self.name))
@@ -249,11 +279,20 @@ impl Netns {
             .lines()
             .find_map(|l| l.trim_start().strip_prefix(dev)?.strip_prefix(':'))
             .ok_or_else(|| format!("{}: no device {dev}", self.name))?;
-        let f: Vec<u64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
         if f.len() < 16 {
-            return Err(format!("{}: /proc/net/dev line for {dev}: {line}", self.name));
+            return Err(format!(
+                "{}: /proc/net/dev line for {dev}: {line}",
+                self.name
+            ));
         }
-        Ok(LinkStats { rx_packets: f[1], tx_packets: f[9] })
+        Ok(LinkStats {
+            rx_packets: f[1],
+            tx_packets: f[9],
+        })
     }
 
     /// Whether a device exists in this namespace.
@@ -265,13 +304,25 @@ impl Netns {
 
     /// Set a link up.
     pub fn link_up(&self, dev: &str) -> Result<()> {
-        self.enter(|| link_up_here(dev))?.map_err(|e| format!("{}: {dev} up: {e}", self.name))
+        self.enter(|| link_up_here(dev))?
+            .map_err(|e| format!("{}: {dev} up: {e}", self.name))
     }
 
     /// `ping -c COUNT` from this namespace: 50 ms apart, 2 s to wait for each reply.
     pub fn ping(&self, dst: Ipv4Addr, count: u32) -> Result<()> {
-        self.exec(&["ping", "-n", "-q", "-c", &count.to_string(), "-i", "0.05", "-W", "2", &dst.to_string()])
-            .map(drop)
+        self.exec(&[
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "2",
+            &dst.to_string(),
+        ])
+        .map(drop)
     }
 }
 
@@ -298,13 +349,20 @@ pub struct LinkStats {
 impl std::ops::Sub for LinkStats {
     type Output = LinkStats;
     fn sub(self, o: LinkStats) -> LinkStats {
-        LinkStats { tx_packets: self.tx_packets - o.tx_packets, rx_packets: self.rx_packets - o.rx_packets }
+        LinkStats {
+            tx_packets: self.tx_packets - o.tx_packets,
+            rx_packets: self.rx_packets - o.rx_packets,
+        }
     }
 }
 
 /// `ip link add` line (for a root-namespace batch) of a veth pair between two namespaces.
 fn veth_line(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> String {
-    format!("link add {a_if} netns {} type veth peer name {b_if} netns {}", a.name(), b.name())
+    format!(
+        "link add {a_if} netns {} type veth peer name {b_if} netns {}",
+        a.name(),
+        b.name()
+    )
 }
 
 /// A veth pair between two namespaces, both ends up.
@@ -327,6 +385,12 @@ pub struct Node {
     pub dev: &'static str,
     /// This node's pod block (address, prefix length): 198.19.N.0/26.
     pub block: (Ipv4Addr, u8),
+    /// Dual stack only: the IPv6 underlay address (prefix length 64), e.g. 2001:2:0:1::11.
+    pub addr6: Option<Ipv6Addr>,
+    /// Dual stack only: the router's IPv6 address on this node's subnet.
+    pub gateway6: Option<Ipv6Addr>,
+    /// Dual stack only: the IPv6 pod block, 2001:2:0:19::N00/122.
+    pub block6: Option<(Ipv6Addr, u8)>,
 }
 
 impl Node {
@@ -336,7 +400,9 @@ impl Node {
 
     /// Whether `other` is in this node's subnet (Calico's "same subnet").
     pub fn same_subnet(&self, other: &Node) -> bool {
-        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix_len))
+            .unwrap_or(0);
         u32::from(self.addr) & mask == u32::from(other.addr) & mask
     }
 }
@@ -351,16 +417,24 @@ pub struct Pod {
     pub node: usize,
     /// The node-side veth (`cali-podN`).
     pub host_if: String,
+    /// Dual stack only: the pod's IPv6 address (a /128 on `eth0`).
+    pub addr6: Option<Ipv6Addr>,
 }
 
 /// The node side of a pod: veth up, the /32 route (batch lines) ...
 fn pod_node_lines(host_if: &str, addr: Ipv4Addr) -> Vec<String> {
-    vec![format!("link set {host_if} up"), format!("route add {addr}/32 dev {host_if} scope link")]
+    vec![
+        format!("link set {host_if} up"),
+        format!("route add {addr}/32 dev {host_if} scope link"),
+    ]
 }
 
 /// ... its sysctls ...
 fn pod_node_sysctls(host_if: &str) -> [(String, &'static str); 2] {
-    [(format!("net/ipv4/conf/{host_if}/proxy_arp"), "1"), (format!("net/ipv4/neigh/{host_if}/proxy_delay"), "0")]
+    [
+        (format!("net/ipv4/conf/{host_if}/proxy_arp"), "1"),
+        (format!("net/ipv4/neigh/{host_if}/proxy_delay"), "0"),
+    ]
 }
 
 /// ... and the pod side.
@@ -379,13 +453,25 @@ fn sysctls(ns: &Netns, kv: &[(String, &str)]) -> Result<()> {
 }
 
 /// Add a Calico-style pod namespace `name` with address `addr` behind `node` (`nodes[node_index]`).
-pub fn add_pod(node: &Node, node_index: usize, name: &str, host_if: &str, addr: Ipv4Addr) -> Result<Pod> {
+pub fn add_pod(
+    node: &Node,
+    node_index: usize,
+    name: &str,
+    host_if: &str,
+    addr: Ipv4Addr,
+) -> Result<Pod> {
     let ns = Netns::new(name)?;
     ip_batch(None, &[veth_line(&node.ns, host_if, &ns, "eth0")])?;
     node.ns.ip_batch(&pod_node_lines(host_if, addr))?;
     sysctls(&node.ns, &pod_node_sysctls(host_if))?;
     ns.ip_batch(&pod_lines(addr))?;
-    Ok(Pod { ns, addr, node: node_index, host_if: host_if.to_string() })
+    Ok(Pod {
+        ns,
+        addr,
+        node: node_index,
+        host_if: host_if.to_string(),
+        addr6: None,
+    })
 }
 
 /// The standard four-node test network (see the module docs). Dropping it deletes every namespace.
@@ -404,6 +490,16 @@ impl Topology {
     /// 198.19.N.0/26. ip_forward=1 on router and nodes. No pod routes between nodes, and none on the
     /// router: the test adds what it tests.
     pub fn four_nodes() -> Result<Topology> {
+        Self::build(false)
+    }
+
+    /// [`four_nodes`](Self::four_nodes) plus IPv6 everywhere (module docs): underlay addresses and
+    /// default routes, pod addresses and their /128 routes, IPv6 forwarding on router and nodes.
+    pub fn four_nodes_dual_stack() -> Result<Topology> {
+        Self::build(true)
+    }
+
+    fn build(ipv6: bool) -> Result<Topology> {
         reap_stale();
         let prefix = unique_prefix();
         let mut names = vec![format!("{prefix}-router")];
@@ -413,15 +509,40 @@ impl Topology {
         let router = all.next().unwrap();
         let node_ns: Vec<Netns> = all.by_ref().take(4).collect();
         let pod_ns: Vec<Netns> = all.collect();
+        if ipv6 {
+            // Before any link exists, so that every device inherits it.
+            let kv = [
+                ("net/ipv6/conf/all/accept_dad", "0"),
+                ("net/ipv6/conf/default/accept_dad", "0"),
+            ];
+            for ns in std::iter::once(&router).chain(&node_ns).chain(&pod_ns) {
+                ns.sysctls(&kv)?;
+            }
+        }
 
         // Every veth, from the root namespace, in one go.
         let mut root = Vec::new();
         for n in 0..4 {
-            root.push(veth_line(&router, &format!("r-node{}", n + 1), &node_ns[n], "eth0"));
-            root.push(veth_line(&node_ns[n], &format!("cali-pod{}", n + 1), &pod_ns[n], "eth0"));
+            root.push(veth_line(
+                &router,
+                &format!("r-node{}", n + 1),
+                &node_ns[n],
+                "eth0",
+            ));
+            root.push(veth_line(
+                &node_ns[n],
+                &format!("cali-pod{}", n + 1),
+                &pod_ns[n],
+                "eth0",
+            ));
         }
         let built = ip_batch(None, &root);
-        let mut topo = Topology { prefix, router, nodes: Vec::new(), pods: Vec::new() };
+        let mut topo = Topology {
+            prefix,
+            router,
+            nodes: Vec::new(),
+            pods: Vec::new(),
+        };
         for (i, ns) in node_ns.into_iter().enumerate() {
             let (n, s) = (i as u8 + 1, if i < 2 { 1 } else { 2 });
             topo.nodes.push(Node {
@@ -431,11 +552,20 @@ impl Topology {
                 gateway: Ipv4Addr::new(198, 18, s, 1),
                 dev: "eth0",
                 block: (Ipv4Addr::new(198, 19, n, 0), 26),
+                addr6: ipv6.then(|| v6(&format!("2001:2:0:{s}::{}", 10 + n))),
+                gateway6: ipv6.then(|| v6(&format!("2001:2:0:{s}::1"))),
+                block6: ipv6.then(|| (v6(&format!("2001:2:0:19::{n}00")), 122)),
             });
         }
         for (i, ns) in pod_ns.into_iter().enumerate() {
             let addr = Ipv4Addr::new(198, 19, i as u8 + 1, 2);
-            topo.pods.push(Pod { ns, addr, node: i, host_if: format!("cali-pod{}", i + 1) });
+            topo.pods.push(Pod {
+                ns,
+                addr,
+                node: i,
+                host_if: format!("cali-pod{}", i + 1),
+                addr6: ipv6.then(|| v6(&format!("2001:2:0:19::{}02", i + 1))),
+            });
         }
         built?; // (after the guards are in `topo`)
 
@@ -443,13 +573,22 @@ impl Topology {
         for (s, br) in [(1, "br-a"), (2, "br-b")] {
             r.push(format!("link add {br} type bridge"));
             r.push(format!("addr add 198.18.{s}.1/24 dev {br}"));
+            if ipv6 {
+                r.push(format!("addr add 2001:2:0:{s}::1/64 dev {br} nodad"));
+            }
             r.push(format!("link set {br} up"));
         }
         for n in 1..=4 {
-            r.push(format!("link set r-node{n} master {} up", if n <= 2 { "br-a" } else { "br-b" }));
+            r.push(format!(
+                "link set r-node{n} master {} up",
+                if n <= 2 { "br-a" } else { "br-b" }
+            ));
         }
         topo.router.ip_batch(&r)?;
         topo.router.sysctl("net/ipv4/ip_forward", "1")?;
+        if ipv6 {
+            topo.router.sysctl("net/ipv6/conf/all/forwarding", "1")?;
+        }
         for (node, pod) in topo.nodes.iter().zip(&topo.pods) {
             let mut lines = vec![
                 "link set eth0 up".to_string(),
@@ -457,12 +596,28 @@ impl Topology {
                 format!("route add default via {}", node.gateway),
             ];
             lines.extend(pod_node_lines(&pod.host_if, pod.addr));
-            node.ns.ip_batch(&lines)?;
+            let mut pod_side = pod_lines(pod.addr);
             let mut kv = vec![("net/ipv4/ip_forward".to_string(), "1")];
+            if let (Some(a6), Some(gw6), Some(p6)) = (node.addr6, node.gateway6, pod.addr6) {
+                lines.extend([
+                    format!("addr add {a6}/64 dev eth0 nodad"),
+                    format!("route add default via {gw6} dev eth0"),
+                    format!("addr add fe80::1/64 dev {} nodad", pod.host_if),
+                    format!("route add {p6}/128 dev {}", pod.host_if),
+                ]);
+                pod_side.splice(1..1, [format!("addr add {p6}/128 dev eth0 nodad")]);
+                pod_side.push("route add default via fe80::1 dev eth0".into());
+                kv.push(("net/ipv6/conf/all/forwarding".to_string(), "1"));
+            }
+            node.ns.ip_batch(&lines)?;
             kv.extend(pod_node_sysctls(&pod.host_if));
             sysctls(&node.ns, &kv)?;
-            pod.ns.ip_batch(&pod_lines(pod.addr))?;
+            pod.ns.ip_batch(&pod_side)?;
         }
         Ok(topo)
     }
+}
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().expect("IPv6 literal")
 }
