@@ -1,2 +1,3 @@
-//! tortie's IP address management. Not built yet: issue 6 adds Calico-style pools, node-affine
-//! blocks and their stores.
+//! tortie's IP address management (being written for issue 6).
+
+pub mod store;
