@@ -6,9 +6,11 @@
 //! Then the full felix path, as the agent drives it: desired-state inputs with 100k remote /26
 //! blocks of 500 remote nodes (host-gw, the nodes on the underlay's /22) → `desired::compute` →
 //! `Felix::apply` on a fresh `Felix` (dump, diff, batched writes, NAT table), against `ip -batch`
-//! of exactly the routes compute produced; and one changed best route against the 100k table
-//! through compute + `Felix::apply`, with the netlink writes it took (must be 1). For
-//! comparison, the same routes through one nexthop object per remote node (netlink layer).
+//! of exactly the routes compute produced; and one changed best route against the 100k table,
+//! with the netlink writes it took (must be 1): through compute + `Felix::apply` (the full
+//! diff), and as the agent does it in the steady state, through `Planner::set_route` +
+//! `Felix::apply_changes` (only the changed keys). For comparison, the same routes through one
+//! nexthop object per remote node (netlink layer).
 //!
 //! `cargo bench --bench felix` (root; about 30 s). Under `cargo test` (no `--bench` argument)
 //! it runs a 2,000-route smoke version. `FELIX_BENCH_ROUTES=N` overrides the size,
@@ -23,7 +25,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
-use tortie_felix::desired::{self, BestRoute, EncapMode, Inputs, LocalNode, Pool, Underlay};
+use tortie_felix::desired::{
+    self, BestRoute, EncapMode, Inputs, LocalNode, Planner, Pool, Underlay,
+};
 use tortie_felix::netlink::{
     Kernel, KernelConfig, KernelRoute, Netns, NexthopObject, NexthopOp, RouteOp, SocketConfig,
     TORTIE_PROTOCOL,
@@ -370,7 +374,7 @@ fn main() {
 
     drop(k);
     drop(k_ack);
-    full_path(&ns, n, reps, if bench { 21 } else { 5 });
+    full_path(&ns, n, reps, if bench { 21 } else { 5 }, changes);
 }
 
 /// Remote nodes of the full-path run.
@@ -421,7 +425,7 @@ fn new_felix(ns: &str) -> Felix {
 }
 
 /// The full felix path against `ip -batch` of the same routes, and one change through it.
-fn full_path(ns: &str, n: u32, reps: usize, changes: usize) {
+fn full_path(ns: &str, n: u32, reps: usize, changes: usize, planner_changes: usize) {
     let inputs = bench_inputs(n);
     let t = Instant::now();
     let desired = desired::compute(&inputs);
@@ -523,6 +527,42 @@ fn full_path(ns: &str, n: u32, reps: usize, changes: usize) {
         writes_one.iter().all(|&w| w == 1),
         "netlink writes per change: {writes_one:?}"
     );
+
+    // The steady state: the same change through the incremental planner and apply_changes.
+    let t = Instant::now();
+    let mut planner = Planner::new(&inputs);
+    let planner_new = t.elapsed();
+    assert_eq!(planner.state(), &desired::compute(&inputs));
+    let target = inputs.routes[k].prefix;
+    let (mut plan_one, mut changes_one, mut total_one, mut pwrites) =
+        (vec![], vec![], vec![], vec![]);
+    for i in 0..planner_changes {
+        let nh = if i % 2 == 0 { home } else { other };
+        let w = felix.writes();
+        let t = Instant::now();
+        planner.set_route(target, [nh]);
+        let c = planner.take_changes();
+        let planned = t.elapsed();
+        let r = felix
+            .apply_changes(planner.state(), &c)
+            .expect("apply_changes");
+        let total = t.elapsed();
+        pwrites.push(felix.writes() - w);
+        assert_eq!((r.ops, c.routes.len()), (1, 1), "{r:?} {c:?}");
+        plan_one.push(planned);
+        changes_one.push(total - planned);
+        total_one.push(total);
+    }
+    assert!(
+        pwrites.iter().all(|&w| w == 1),
+        "netlink writes per change: {pwrites:?}"
+    );
+    // And the kernel holds what a full computation says.
+    let mut check = new_felix(ns);
+    let r = check
+        .apply(&desired::compute(&planner.inputs()))
+        .expect("apply");
+    assert_eq!((r.ops, check.writes()), (0, 0), "{r:?}");
     felix.flush().expect("flush");
 
     let ip_r = median(&mut ip_rate);
@@ -557,5 +597,27 @@ fn full_path(ns: &str, n: u32, reps: usize, changes: usize) {
         am.as_secs_f64() * 1e3,
         percentile(&mut apply_one, 0.99).as_secs_f64() * 1e3,
         writes_one[0]
+    );
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let (tm, tp) = (
+        percentile(&mut total_one, 0.5),
+        percentile(&mut total_one, 0.99),
+    );
+    println!(
+        "one changed best route, Planner::set_route + Felix::apply_changes ({planner_changes} samples): median {:.1} µs, p99 {:.1} µs (planner median {:.1} µs, apply_changes median {:.1} µs), {} netlink write(s) each; Planner::new of {n} routes {:.1} ms",
+        us(tm),
+        us(tp),
+        us(percentile(&mut plan_one, 0.5)),
+        us(percentile(&mut changes_one, 0.5)),
+        pwrites[0],
+        planner_new.as_secs_f64() * 1e3,
+    );
+    println!(
+        "target: single change < 1 ms end to end (planner + apply_changes, p99): {}",
+        if tp < Duration::from_millis(1) {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }

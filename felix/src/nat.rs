@@ -5,9 +5,18 @@
 //! one atomic transaction whenever the pools change, so tortie never edits rules it does not
 //! own and a half-applied state cannot exist. They are applied with the `nft` program
 //! (Debian's `nftables` package), as calico-node drives iptables.
+//!
+//! A node with no `natOutgoing` pool has no table at all (no NAT hook, so no conntrack work
+//! for NAT), and a table left from an earlier configuration is removed. At start-up the table
+//! is read back (`nft -j list table inet tortie`) and compared, object by object, with what
+//! tortie would write ([`expected`]: the sets with their elements, the chain with its hook,
+//! the rules with their expressions; handles ignored): when it matches, nothing is written, so
+//! a restarted agent leaves the table (and its handles) as it was. Anything that does not match
+//! exactly, including a listing this code does not understand, is rewritten.
 
 use crate::desired::NatOutgoing;
 use ipnet::IpNet;
+use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -21,17 +30,58 @@ pub enum NatError {
     Spawn(std::io::Error),
     #[error("nft refused the ruleset: {0}")]
     Rejected(String),
+    #[error("nft could not list table inet {TABLE}: {0}")]
+    List(String),
+}
+
+/// Does `nat` need the table at all? Only when some pool masquerades.
+pub fn needed(nat: &NatOutgoing) -> bool {
+    !nat.masquerade.is_empty()
 }
 
 fn elements<'a>(nets: impl Iterator<Item = &'a IpNet>) -> String {
     nets.map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-fn set(out: &mut String, name: &str, ty: &str, nets: Vec<&IpNet>) {
-    // Pools may nest (routing takes the most specific), but nftables refuses overlapping
-    // elements in an interval set ("conflicting intervals specified"). A set means the union
-    // of its elements, so it is written aggregated.
-    let nets = IpNet::aggregate(&nets.into_iter().copied().collect());
+/// Pools may nest (routing takes the most specific), but nftables refuses overlapping
+/// elements in an interval set ("conflicting intervals specified"). A set means the union of
+/// its elements, so it is written aggregated.
+fn aggregated(nets: Vec<&IpNet>) -> Vec<IpNet> {
+    IpNet::aggregate(&nets.into_iter().copied().collect())
+}
+
+/// The four sets: name, nftables type, elements.
+fn sets(nat: &NatOutgoing) -> [(&'static str, &'static str, Vec<IpNet>); 4] {
+    let v4 = |n: &&IpNet| matches!(n, IpNet::V4(_));
+    let v6 = |n: &&IpNet| matches!(n, IpNet::V6(_));
+    [
+        (
+            "pools4",
+            "ipv4_addr",
+            aggregated(nat.all_pools.iter().filter(v4).collect()),
+        ),
+        (
+            "pools6",
+            "ipv6_addr",
+            aggregated(nat.all_pools.iter().filter(v6).collect()),
+        ),
+        (
+            "masq4",
+            "ipv4_addr",
+            aggregated(nat.masquerade.iter().filter(v4).collect()),
+        ),
+        (
+            "masq6",
+            "ipv6_addr",
+            aggregated(nat.masquerade.iter().filter(v6).collect()),
+        ),
+    ]
+}
+
+/// The two rules: protocol (`ip`/`ip6`), source set, destination set.
+const RULES: [(&str, &str, &str); 2] = [("ip", "masq4", "pools4"), ("ip6", "masq6", "pools6")];
+
+fn set(out: &mut String, name: &str, ty: &str, nets: &[IpNet]) {
     let _ = write!(out, "  set {name} {{ type {ty}; flags interval;");
     if !nets.is_empty() {
         let _ = write!(out, " elements = {{ {} }};", elements(nets.iter()));
@@ -42,56 +92,110 @@ fn set(out: &mut String, name: &str, ty: &str, nets: Vec<&IpNet>) {
 /// The ruleset for `nat`: the table is created (so deleting it never fails), deleted and
 /// written anew in one transaction.
 pub fn ruleset(nat: &NatOutgoing) -> String {
-    let v4 = |n: &&IpNet| matches!(n, IpNet::V4(_));
-    let v6 = |n: &&IpNet| matches!(n, IpNet::V6(_));
     let mut s =
         format!("table inet {TABLE} {{}}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
-    set(
-        &mut s,
-        "pools4",
-        "ipv4_addr",
-        nat.all_pools.iter().filter(v4).collect(),
-    );
-    set(
-        &mut s,
-        "pools6",
-        "ipv6_addr",
-        nat.all_pools.iter().filter(v6).collect(),
-    );
-    set(
-        &mut s,
-        "masq4",
-        "ipv4_addr",
-        nat.masquerade.iter().filter(v4).collect(),
-    );
-    set(
-        &mut s,
-        "masq6",
-        "ipv6_addr",
-        nat.masquerade.iter().filter(v6).collect(),
-    );
+    for (name, ty, nets) in sets(nat) {
+        set(&mut s, name, ty, &nets);
+    }
     s.push_str(
         "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
     );
-    s.push_str("    ip saddr @masq4 ip daddr != @pools4 masquerade\n");
-    s.push_str("    ip6 saddr @masq6 ip6 daddr != @pools6 masquerade\n  }\n}\n");
+    for (proto, masq, pools) in RULES {
+        let _ = writeln!(
+            s,
+            "    {proto} saddr @{masq} {proto} daddr != @{pools} masquerade"
+        );
+    }
+    s.push_str("  }\n}\n");
     s
 }
 
-fn nft(netns: Option<&str>, input: &str) -> Result<(), NatError> {
-    let mut cmd = match netns {
+/// What `nft -j list table inet tortie` shows for the table [`ruleset`] writes, with the
+/// handles and the metainfo left out ([`normalize`]).
+pub fn expected(nat: &NatOutgoing) -> Vec<Value> {
+    let mut out = vec![json!({"table": {"family": "inet", "name": TABLE}})];
+    for (name, ty, nets) in sets(nat) {
+        let mut set = json!({
+            "family": "inet", "name": name, "table": TABLE, "type": ty, "flags": ["interval"],
+        });
+        if !nets.is_empty() {
+            let elem: Vec<Value> = nets
+                .iter()
+                .map(|n| {
+                    if n.prefix_len() == n.max_prefix_len() {
+                        json!(n.addr().to_string())
+                    } else {
+                        json!({"prefix": {"addr": n.addr().to_string(), "len": n.prefix_len()}})
+                    }
+                })
+                .collect();
+            set["elem"] = Value::Array(elem);
+        }
+        out.push(json!({ "set": set }));
+    }
+    out.push(json!({"chain": {
+        "family": "inet", "table": TABLE, "name": "postrouting",
+        "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept",
+    }}));
+    for (proto, masq, pools) in RULES {
+        let m = |op: &str, field: &str, set: &str| {
+            json!({"match": {
+                "op": op,
+                "left": {"payload": {"protocol": proto, "field": field}},
+                "right": format!("@{set}"),
+            }})
+        };
+        out.push(json!({"rule": {
+            "family": "inet", "table": TABLE, "chain": "postrouting",
+            "expr": [m("==", "saddr", masq), m("!=", "daddr", pools), {"masquerade": null}],
+        }}));
+    }
+    normalize(out)
+}
+
+/// A table listing without what says nothing about the rules: the metainfo object and every
+/// `handle`; set elements in a canonical order.
+pub fn normalize(objects: Vec<Value>) -> Vec<Value> {
+    objects
+        .into_iter()
+        .filter(|o| o.get("metainfo").is_none())
+        .map(|mut o| {
+            if let Some(inner) = o.as_object_mut().and_then(|m| m.values_mut().next()) {
+                if let Some(m) = inner.as_object_mut() {
+                    m.remove("handle");
+                    if let Some(Value::Array(elem)) = m.get_mut("elem") {
+                        elem.sort_by_cached_key(|e| e.to_string());
+                    }
+                }
+            }
+            o
+        })
+        .collect()
+}
+
+/// Does the listing (`nft -j list table inet tortie`'s `nftables` array) hold exactly the
+/// table for `nat`?
+pub fn holds(listing: Vec<Value>, nat: &NatOutgoing) -> bool {
+    needed(nat) && normalize(listing) == expected(nat)
+}
+
+fn nft_command(netns: Option<&str>, args: &[&str]) -> Command {
+    match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "nft", "-f", "-"]);
+            c.args(["netns", "exec", ns, "nft"]).args(args);
             c
         }
         None => {
             let mut c = Command::new("nft");
-            c.args(["-f", "-"]);
+            c.args(args);
             c
         }
-    };
-    let mut child = cmd
+    }
+}
+
+fn nft(netns: Option<&str>, input: &str) -> Result<(), NatError> {
+    let mut child = nft_command(netns, &["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -110,13 +214,53 @@ fn nft(netns: Option<&str>, input: &str) -> Result<(), NatError> {
     }
 }
 
-/// Replaces tortie's NAT table with the rules for `nat`, in the given network namespace (by
-/// name under /run/netns) or the current one.
-pub fn apply(nat: &NatOutgoing, netns: Option<&str>) -> Result<(), NatError> {
-    nft(netns, &ruleset(nat))
+/// tortie's table as `nft -j` lists it (the `nftables` array), or `None` when there is none.
+pub fn read(netns: Option<&str>) -> Result<Option<Vec<Value>>, NatError> {
+    let out = nft_command(netns, &["-j", "list", "table", "inet", TABLE])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(NatError::Spawn)?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if err.contains("No such file or directory") {
+            return Ok(None);
+        }
+        return Err(NatError::List(err));
+    }
+    let v: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| NatError::List(e.to_string()))?;
+    match v.get("nftables") {
+        Some(Value::Array(a)) => Ok(Some(a.clone())),
+        _ => Err(NatError::List(format!("unexpected listing: {v}"))),
+    }
 }
 
-/// Removes tortie's NAT table (`--flush`).
+/// Replaces tortie's NAT table with the rules for `nat`, in the given network namespace (by
+/// name under /run/netns) or the current one. Without a masquerading pool the table is removed
+/// instead.
+pub fn apply(nat: &NatOutgoing, netns: Option<&str>) -> Result<(), NatError> {
+    if needed(nat) {
+        nft(netns, &ruleset(nat))
+    } else {
+        remove(netns)
+    }
+}
+
+/// Makes the kernel hold the table for `nat` (or none), knowing nothing of what it holds:
+/// reads the table and writes only when it differs. Returns whether it wrote.
+pub fn sync(nat: &NatOutgoing, netns: Option<&str>) -> Result<bool, NatError> {
+    let same = match read(netns)? {
+        None => !needed(nat),
+        Some(listing) => holds(listing, nat),
+    };
+    if same {
+        return Ok(false);
+    }
+    apply(nat, netns)?;
+    Ok(true)
+}
+
+/// Removes tortie's NAT table (`--flush`, or no masquerading pool).
 pub fn remove(netns: Option<&str>) -> Result<(), NatError> {
     nft(
         netns,

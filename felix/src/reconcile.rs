@@ -13,19 +13,28 @@
 //! Start-up: [`Felix::new`] writes nothing. The first [`Felix::apply`] dumps what tortie owns
 //! (routes of its protocol, neighbour and FDB entries on its VXLAN devices), adopts what is
 //! already right and writes only what differs: a restarted agent with the same desired state
-//! sends no route message (mark-and-sweep). Afterwards `apply` diffs against what it wrote
-//! (no dump), so one changed route is one message; [`Felix::repair`] dumps again to put back
-//! what someone else removed and to remove strays of ours. Routes stay when the agent stops
-//! (that is how a restart loses no packet); only [`Felix::flush`] removes them. Routes of other
-//! protocols are never read into `current` and never written.
+//! sends no route message (mark-and-sweep), and rewrites no NAT table ([`crate::nat::sync`]).
+//! Afterwards `apply` diffs against what it wrote (no dump), so one changed route is one
+//! message; [`Felix::repair`] dumps again to put back what someone else removed and to remove
+//! strays of ours. Routes stay when the agent stops (that is how a restart loses no packet);
+//! only [`Felix::flush`] removes them. Routes of other protocols are never read into `current`
+//! and never written.
+//!
+//! `apply` compares the whole desired FIB with `current`: O(n) for n routes (tens of ms at
+//! 100k), fine for the first sync and a repair. The steady state goes through
+//! [`Felix::apply_changes`] with the [`Changes`] of a [`desired::Planner`]: only the changed
+//! keys are looked at (routes, neighbour and FDB entries), diffed by the same
+//! [`desired::diff`] restricted to them, so one changed best route costs one route decision,
+//! a few map lookups and its one netlink message, whatever the table size.
 
-use crate::desired::{self, DesiredState, Device, Fib, Mac, Op};
+use crate::desired::{self, Changes, DesiredState, Device, Fib, Mac, Op};
 use crate::nat;
 use crate::netlink::{
     FdbEntry, FdbOp, Kernel, KernelRoute, NeighOp, NeighbourEntry, NextHop, NlError, RouteKind,
     RouteOp, Tunl0Spec, VxlanSpec,
 };
 use ipnet::IpNet;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use tracing::{debug, info, warn};
 
@@ -61,7 +70,18 @@ pub struct Felix {
     underlay: String,
     /// The network namespace (name under /run/netns) for `nft`; `None` = the current one.
     netns: Option<String>,
+    /// What the NAT table is known to hold (the table for it, or no table when it masquerades
+    /// nothing); `None` until read.
     nat_applied: Option<desired::NatOutgoing>,
+    /// `nft` transactions written so far.
+    nat_writes: u64,
+    /// The tunnel devices that could not be set up at the last [`Felix::apply`].
+    device_problems: Vec<String>,
+    /// IPv6 forwarding was turned on.
+    forward_v6: bool,
+    /// Keys of operations the kernel refused since the last full apply: the next
+    /// [`Felix::apply_changes`] tries them again with its own changes.
+    retry: Changes,
 }
 
 impl Felix {
@@ -74,6 +94,10 @@ impl Felix {
             underlay: underlay.into(),
             netns,
             nat_applied: None,
+            nat_writes: 0,
+            device_problems: Vec::new(),
+            forward_v6: false,
+            retry: Changes::default(),
         }
     }
 
@@ -86,20 +110,101 @@ impl Felix {
         self.kernel.stats().writes
     }
 
-    /// Makes the kernel hold `desired`.
+    /// `nft` transactions (NAT table writes or removals) so far.
+    pub fn nat_writes(&self) -> u64 {
+        self.nat_writes
+    }
+
+    /// What tortie believes the kernel holds of its own (`None` before the first apply, or
+    /// when replies were lost).
+    pub fn current(&self) -> Option<&Fib> {
+        self.current.as_ref()
+    }
+
+    /// Makes the kernel hold `desired`: the tunnel devices, then the diff of the whole FIB
+    /// against `current` (dumped from the kernel first if unknown), then the NAT table.
     pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyReport, FelixError> {
         let mut report = ApplyReport::default();
         self.ensure_devices(desired, &mut report)?;
+        self.device_problems = report.device_problems.clone();
         if self.current.is_none() {
             self.current = Some(self.dump()?);
         }
-        let want = self.usable(desired, &report);
-        self.write_diff(&want, &mut report)?;
-        if self.nat_applied.as_ref() != Some(&desired.nat) {
-            nat::apply(&desired.nat, self.netns.as_deref())?;
-            self.nat_applied = Some(desired.nat.clone());
+        // The full diff covers every key, the ones to retry included.
+        self.retry = Changes::default();
+        let want = self.usable(desired);
+        let ops = desired::diff(self.current.as_ref().expect("dumped above"), &want);
+        drop(want);
+        self.write_ops(&ops, &mut report)?;
+        self.sync_nat(&desired.nat)?;
+        Ok(report)
+    }
+
+    /// Makes the kernel hold `desired` when only the keys in `changes` differ from the state
+    /// last applied (the [`Changes`] a [`desired::Planner`] reports): diffs and writes those
+    /// keys only, so its cost does not grow with the table. Tunnel changes, and a felix that
+    /// has not synced yet (or lost track of the kernel), go through the full [`Felix::apply`].
+    pub fn apply_changes(
+        &mut self,
+        desired: &DesiredState,
+        changes: &Changes,
+    ) -> Result<ApplyReport, FelixError> {
+        if self.current.is_none() || changes.tunnels {
+            return self.apply(desired);
+        }
+        let mut report = ApplyReport {
+            device_problems: self.device_problems.clone(),
+            ..ApplyReport::default()
+        };
+        if !self.forward_v6 && changes.routes.iter().any(|p| matches!(p, IpNet::V6(_))) {
+            self.kernel.set_ip_forward(true, true)?;
+            self.forward_v6 = true;
+        }
+        let merged;
+        let changes = if self.retry.is_empty() {
+            changes
+        } else {
+            let mut c = std::mem::take(&mut self.retry);
+            c.merge(changes.clone());
+            merged = c;
+            &merged
+        };
+        let mut want = desired.fib.restricted(changes);
+        if !self.device_problems.is_empty() {
+            self.retain_usable(&mut want);
+        }
+        let have = self
+            .current
+            .as_ref()
+            .expect("checked above")
+            .restricted(changes);
+        let ops = desired::diff(&have, &want);
+        self.write_ops(&ops, &mut report)?;
+        if changes.nat || self.nat_applied.as_ref() != Some(&desired.nat) {
+            self.sync_nat(&desired.nat)?;
         }
         Ok(report)
+    }
+
+    /// The NAT table for `nat`: read and compared when its state is not known (start-up, so a
+    /// restart rewrites nothing), written when it differs from what was applied.
+    fn sync_nat(&mut self, nat: &desired::NatOutgoing) -> Result<(), FelixError> {
+        let netns = self.netns.as_deref();
+        let wrote = match &self.nat_applied {
+            Some(applied) if applied == nat => false,
+            // Known state: no table before and none wanted now means nothing to do.
+            Some(applied) if !nat::needed(applied) && !nat::needed(nat) => false,
+            Some(_) => {
+                nat::apply(nat, netns)?;
+                true
+            }
+            None => nat::sync(nat, netns)?,
+        };
+        if wrote {
+            self.nat_writes += 1;
+        }
+        self.nat_applied = Some(nat.clone());
+        Ok(())
     }
 
     /// Dumps the kernel again and writes whatever differs: routes deleted by someone else come
@@ -119,8 +224,10 @@ impl Felix {
             }
         }
         nat::remove(self.netns.as_deref())?;
+        self.nat_writes += 1;
         self.current = Some(Fib::default());
-        self.nat_applied = None;
+        self.retry = Changes::default();
+        self.nat_applied = Some(desired::NatOutgoing::default());
         Ok(())
     }
 
@@ -135,9 +242,11 @@ impl Felix {
             .ok_or_else(|| FelixError::NoUnderlay(self.underlay.clone()))?;
         self.ifindex.clear();
         self.ifindex.insert(Device::Underlay, underlay.index);
+        // IPv6 prefixes sort after IPv4 ones: the last key tells whether there is one.
         let forward_v6 = desired.tunnels.vxlan_v6.is_some()
-            || desired.fib.routes.keys().any(|p| matches!(p, IpNet::V6(_)));
+            || matches!(desired.fib.routes.keys().next_back(), Some(IpNet::V6(_)));
         self.kernel.set_ip_forward(true, forward_v6)?;
+        self.forward_v6 |= forward_v6;
         if let Some(t) = &desired.tunnels.tunl0 {
             match self.kernel.ensure_tunl0(&Tunl0Spec {
                 mtu: Some(t.mtu),
@@ -206,18 +315,23 @@ impl Felix {
         Ok(())
     }
 
-    /// The desired FIB without what needs a device that could not be set up.
-    fn usable(&self, desired: &DesiredState, report: &ApplyReport) -> Fib {
-        if report.device_problems.is_empty() {
-            return desired.fib.clone();
+    /// The desired FIB without what needs a device that could not be set up (borrowed, not
+    /// copied, when every device is there).
+    fn usable<'a>(&self, desired: &'a DesiredState) -> Cow<'a, Fib> {
+        if self.device_problems.is_empty() {
+            return Cow::Borrowed(&desired.fib);
         }
-        let has = |d: &Device| self.ifindex.contains_key(d);
         let mut fib = desired.fib.clone();
+        self.retain_usable(&mut fib);
+        Cow::Owned(fib)
+    }
+
+    fn retain_usable(&self, fib: &mut Fib) {
+        let has = |d: &Device| self.ifindex.contains_key(d);
         fib.routes
             .retain(|_, r| r.nexthops().iter().all(|nh| has(&nh.device)));
         fib.neighbours.retain(|n| has(&n.device));
         fib.fdb.retain(|f| has(&f.device));
-        fib
     }
 
     fn device_of(&self, index: u32) -> Option<Device> {
@@ -306,16 +420,14 @@ impl Felix {
         Some(r)
     }
 
-    /// Writes the diff from `current` to `want`, batched per kind in the diff's order, and
-    /// records in `current` what the kernel confirmed.
-    fn write_diff(&mut self, want: &Fib, report: &mut ApplyReport) -> Result<(), FelixError> {
-        let current = self.current.clone().unwrap_or_default();
-        let ops = desired::diff(&current, want);
+    /// Writes `ops` (a diff against `current`), batched per kind in their order, and records
+    /// in `current`, in place, what the kernel confirmed.
+    fn write_ops(&mut self, ops: &[Op], report: &mut ApplyReport) -> Result<(), FelixError> {
         report.ops += ops.len();
         if ops.is_empty() {
             return Ok(());
         }
-        let mut done = current;
+        let mut done = self.current.take().unwrap_or_default();
         let mut lost = false;
         let mut i = 0;
         while i < ops.len() {
@@ -325,12 +437,26 @@ impl Felix {
                 j += 1;
             }
             let chunk = &ops[i..j];
-            let (failed, unconfirmed) = self.write_chunk(kind, chunk, report)?;
+            let (failed, unconfirmed) = match self.write_chunk(kind, chunk, report) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The kernel's state is unknown after a socket error: read it again next time.
+                    self.current = None;
+                    return Err(e);
+                }
+            };
             lost |= unconfirmed;
-            for (k, op) in chunk.iter().enumerate() {
-                if !failed.contains(&k) {
+            let mut ok = vec![true; chunk.len()];
+            for k in failed {
+                ok[k] = false;
+            }
+            for (op, ok) in chunk.iter().zip(ok) {
+                if ok {
                     // The op succeeded in the kernel, so it applies to the model too.
                     let _ = done.apply(op);
+                } else {
+                    // Refused or unconfirmed: the next apply_changes looks at its key again.
+                    retry_key(&mut self.retry, op);
                 }
             }
             i = j;
@@ -442,6 +568,23 @@ impl Felix {
             }
         }
         Ok((failed, !batch.unconfirmed.is_empty()))
+    }
+}
+
+/// Records the key `op` writes in `c`.
+fn retry_key(c: &mut Changes, op: &Op) {
+    match op {
+        Op::DelRoute { prefix, .. }
+        | Op::AddRoute { prefix, .. }
+        | Op::ReplaceRoute { prefix, .. } => {
+            c.routes.insert(*prefix);
+        }
+        Op::AddNeighbour(n) | Op::ReplaceNeighbour(n) | Op::DelNeighbour(n) => {
+            c.neighbours.insert((n.device, n.addr));
+        }
+        Op::AddFdb(f) | Op::ReplaceFdb(f) | Op::DelFdb(f) => {
+            c.fdb.insert((f.device, f.mac));
+        }
     }
 }
 

@@ -34,6 +34,21 @@ fn ok<T>(r: topo::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `Felix::apply_changes`, failing on any refused operation or device problem.
+fn apply_changes(
+    felix: &mut tortie_felix::reconcile::Felix,
+    desired: &desired::DesiredState,
+    changes: &desired::Changes,
+) -> topo::Result<tortie_felix::reconcile::ApplyReport> {
+    let report = felix
+        .apply_changes(desired, changes)
+        .map_err(|e| format!("apply_changes: {e}"))?;
+    if !report.failures.is_empty() || !report.device_problems.is_empty() {
+        return Err(format!("apply_changes: {report:?}"));
+    }
+    Ok(report)
+}
+
 fn topology() -> Topology {
     ok(Topology::four_nodes())
 }
@@ -548,7 +563,8 @@ fn foreign_route_is_untouched_by_apply_repair_and_flush() {
 }
 
 /// A new felix (new netlink socket, nothing remembered) given the same desired state adopts what the
-/// previous one wrote and sends no message at all.
+/// previous one wrote and sends no message at all, and leaves the NAT table as it is (no `nft`
+/// transaction: the table and its objects keep their handles).
 #[test]
 fn restarted_felix_with_the_same_desired_state_writes_nothing() {
     let t = ok(Topology::four_nodes_dual_stack());
@@ -567,16 +583,111 @@ fn restarted_felix_with_the_same_desired_state_writes_nothing() {
         }
         s
     };
+    let nft = |ns: &Netns| ok(ns.exec(&["nft", "-a", "list", "ruleset"]));
     let before: Vec<String> = t.nodes.iter().map(|n| state(&n.ns)).collect();
+    let nft_before: Vec<String> = t.nodes.iter().map(|n| nft(&n.ns)).collect();
     assert!(before[0].contains("2001:2:0:2::13 lladdr"), "{}", before[0]);
+    assert!(
+        nft_before[0].contains("masquerade # handle"),
+        "{}",
+        nft_before[0]
+    );
     assert!(first.iter().all(|f| f.felix.writes() > 0));
+    assert!(first.iter().all(|f| f.felix.nat_writes() == 1));
     drop(first); // the agent stops; its routes stay
     let second = ok(apply_all(&t, &pools));
     for (i, f) in second.iter().enumerate() {
         assert_eq!(f.felix.writes(), 0, "node{} after a restart", i + 1);
+        assert_eq!(f.felix.nat_writes(), 0, "node{} after a restart", i + 1);
         assert_eq!(state(&t.nodes[i].ns), before[i]);
+        assert_eq!(
+            nft(&t.nodes[i].ns),
+            nft_before[i],
+            "node{}'s nftables",
+            i + 1
+        );
     }
     ok(ping(&t.pods[0].ns, pod(&t, 3), 2));
+}
+
+/// natOutgoing's table exists only while a pool masquerades: none is written without one, and one
+/// left from an earlier configuration is removed. A restart rewrites it only when it differs from
+/// what felix would write (here: a rule added by hand).
+#[test]
+fn nat_table_only_with_a_masquerading_pool_and_rewritten_only_when_it_differs() {
+    let t = topology();
+    let n1 = &t.nodes[0].ns;
+    let has_table = || ok(n1.exec(&["nft", "list", "tables"])).contains("inet tortie");
+    let masq = [pool(
+        POOL_V4,
+        EncapMode::Never,
+        EncapMode::CrossSubnet,
+        true,
+    )];
+    let plain = [pool(
+        POOL_V4,
+        EncapMode::Never,
+        EncapMode::CrossSubnet,
+        false,
+    )];
+    let desired_for = |pools: &[desired::Pool], f: &mut tortie_felix::reconcile::Felix| {
+        let mtu = ok(underlay_mtu(f, "eth0"));
+        desired::compute(&inputs(&t, 0, pools, mtu))
+    };
+    let start = |pools: &[desired::Pool]| {
+        let mut f = ok(felix_for(&t.nodes[0]));
+        let d = desired_for(pools, &mut f);
+        ok(apply(&mut f, &d));
+        f
+    };
+
+    let f = start(&plain);
+    assert_eq!(f.nat_writes(), 0);
+    assert!(!has_table(), "a table without a natOutgoing pool");
+
+    let f = start(&masq);
+    assert_eq!(f.nat_writes(), 1);
+    let table = || ok(n1.exec(&["nft", "-a", "list", "table", "inet", "tortie"]));
+    let written = table();
+    let nat = desired_for(&masq, &mut ok(felix_for(&t.nodes[0]))).nat;
+    let listing = tortie_felix::nat::read(Some(n1.name())).unwrap().unwrap();
+    assert!(tortie_felix::nat::holds(listing, &nat), "{written}");
+    drop(f);
+
+    // A restart: nothing written, the handles are the same.
+    let f = start(&masq);
+    assert_eq!(f.nat_writes(), 0);
+    assert_eq!(table(), written);
+    drop(f);
+
+    // Someone adds a rule to tortie's table: the next start replaces the table.
+    ok(n1.exec(&[
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "tortie",
+        "postrouting",
+        "ip",
+        "daddr",
+        "192.0.2.1",
+        "accept",
+    ]));
+    let f = start(&masq);
+    assert_eq!(f.nat_writes(), 1);
+    let rewritten = table();
+    assert!(!rewritten.contains("192.0.2.1"), "{rewritten}");
+    assert_ne!(rewritten, written, "new handles");
+    drop(f);
+
+    // The pool stops masquerading: the table goes, once.
+    let f = start(&plain);
+    assert_eq!(f.nat_writes(), 1);
+    assert!(!has_table());
+    drop(f);
+    let f = start(&plain);
+    assert_eq!(f.nat_writes(), 0);
+    assert!(!has_table());
 }
 
 /// One changed best route (node2's block now reached via node3, across the subnets) is one netlink
@@ -603,6 +714,34 @@ fn one_changed_route_writes_one_message() {
         "198.19.2.0/26",
         &["via 198.18.2.13 dev vxlan.tortie", "onlink"],
     );
+}
+
+/// The same through the incremental planner and `Felix::apply_changes`: one message per changed
+/// route, and moving the block back restores pod-to-pod traffic.
+#[test]
+fn one_changed_route_through_the_planner_writes_one_message() {
+    let t = topology();
+    let mut felix = ok(apply_all(&t, &[vxlan_pool(EncapMode::CrossSubnet)]));
+    let f = &mut felix[0];
+    let mut planner = desired::Planner::new(&f.inputs);
+    let block: ipnet::IpNet = "198.19.2.0/26".parse().unwrap();
+    for (via, line) in [
+        (node(&t, 2), "via 198.18.2.13 dev vxlan.tortie"),
+        (node(&t, 1), "via 198.18.1.12 dev eth0"),
+    ] {
+        planner.set_route(block, [via]);
+        let changes = planner.take_changes();
+        assert_eq!(changes.routes.len(), 1, "{changes:?}");
+        let writes = f.felix.writes();
+        let report = ok(apply_changes(&mut f.felix, planner.state(), &changes));
+        assert_eq!(
+            (report.ops, f.felix.writes() - writes),
+            (1, 1),
+            "{report:?}"
+        );
+        assert_route(&our_routes(&t.nodes[0].ns, false), "198.19.2.0/26", &[line]);
+    }
+    ok(ping(&t.pods[0].ns, pod(&t, 1), 2));
 }
 
 /// `flush` removes tortie's routes, its VXLAN devices (with their neighbour and FDB entries) and its

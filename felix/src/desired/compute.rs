@@ -1,11 +1,15 @@
-//! The pure function: [`Inputs`] → [`DesiredState`].
+//! The routing rules, once: how one best route becomes kernel next hops ([`Rules::decide`] and
+//! [`Rules::finish`]), who keeps a VTEP MAC two remotes share ([`vtep_owner`]), and the
+//! tunnel devices and NAT description of a pool set. [`compute`] and the incremental
+//! [`super::Planner`] both drive these functions and nothing else decides a route.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::mac::{Mac, vtep_mac};
+use super::planner::Planner;
 use super::types::*;
 
 /// The encapsulation chosen for one next hop.
@@ -28,21 +32,61 @@ fn pool_tunnel(p: &Pool) -> Option<(Tunnel, EncapMode)> {
     }
 }
 
-fn is_v6_link_local(a: &Ipv6Addr) -> bool {
-    a.is_unicast_link_local()
+/// Pools as the rules see them: canonical CIDRs, sorted, one per CIDR.
+pub(crate) fn normalize_pools(pools: &[Pool]) -> Vec<Pool> {
+    let mut pools: Vec<Pool> = pools
+        .iter()
+        .map(|p| Pool {
+            cidr: p.cidr.trunc(),
+            ..p.clone()
+        })
+        .collect();
+    pools.sort();
+    pools.dedup_by(|b, a| a.cidr == b.cidr);
+    pools
 }
 
-struct Ctx<'a> {
-    node: &'a LocalNode,
-    pools: Vec<Pool>,
+/// Index of a family in per-family arrays.
+pub(crate) fn fam(f: Family) -> usize {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
 }
 
-impl Ctx<'_> {
-    fn own_addr(&self, f: Family) -> Option<IpAddr> {
-        match f {
-            Family::V4 => self.node.ipv4.map(|n| IpAddr::V4(n.addr())),
-            Family::V6 => self.node.ipv6.map(|n| IpAddr::V6(n.addr())),
-        }
+/// Everything the per-route rules depend on besides the route itself: this node and the
+/// (normalized) pools. Built once per node/pool configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Rules {
+    pub(crate) node: LocalNode,
+    pub(crate) pools: Vec<Pool>,
+    pub(crate) vxlan: VxlanSettings,
+    /// Our own address per family.
+    own: [Option<IpAddr>; 2],
+    /// The underlay next hops that reach an off-link address, per family (module docs).
+    via: [Vec<NextHop>; 2],
+}
+
+impl Rules {
+    /// `pools` must be normalized ([`normalize_pools`]).
+    pub(crate) fn new(node: LocalNode, pools: Vec<Pool>, vxlan: VxlanSettings) -> Rules {
+        let own = [
+            node.ipv4.map(|n| IpAddr::V4(n.addr())),
+            node.ipv6.map(|n| IpAddr::V6(n.addr())),
+        ];
+        let mut r = Rules {
+            node,
+            pools,
+            vxlan,
+            own,
+            via: [Vec::new(), Vec::new()],
+        };
+        r.via = [r.via_gateways(Family::V4), r.via_gateways(Family::V6)];
+        r
+    }
+
+    pub(crate) fn own_addr(&self, f: Family) -> Option<IpAddr> {
+        self.own[fam(f)]
     }
 
     /// Calico's "same subnet": our configured prefix contains the address. IPv6 link-local
@@ -51,7 +95,9 @@ impl Ctx<'_> {
     fn same_subnet(&self, a: IpAddr) -> bool {
         match a {
             IpAddr::V4(a) => self.node.ipv4.is_some_and(|n| n.contains(&a)),
-            IpAddr::V6(a) => is_v6_link_local(&a) || self.node.ipv6.is_some_and(|n| n.contains(&a)),
+            IpAddr::V6(a) => {
+                a.is_unicast_link_local() || self.node.ipv6.is_some_and(|n| n.contains(&a))
+            }
         }
     }
 
@@ -63,24 +109,13 @@ impl Ctx<'_> {
             .max_by_key(|p| p.cidr.prefix_len())
     }
 
-    /// The underlay next hops that reach `a` when it is not on-link: the default gateway(s),
-    /// onlink when they are not inside our configured prefix (module docs).
+    /// The underlay next hops that reach an address that is not on-link: the default
+    /// gateway(s), onlink when they are not inside our configured prefix (module docs).
     fn via_gateways(&self, f: Family) -> Vec<NextHop> {
+        let u = &self.node.underlay;
         let gws: Vec<IpAddr> = match f {
-            Family::V4 => self
-                .node
-                .underlay
-                .gateways_v4
-                .iter()
-                .map(|g| IpAddr::V4(*g))
-                .collect(),
-            Family::V6 => self
-                .node
-                .underlay
-                .gateways_v6
-                .iter()
-                .map(|g| IpAddr::V6(*g))
-                .collect(),
+            Family::V4 => u.gateways_v4.iter().map(|g| IpAddr::V4(*g)).collect(),
+            Family::V6 => u.gateways_v6.iter().map(|g| IpAddr::V6(*g)).collect(),
         };
         let own = self.own_addr(f);
         gws.into_iter()
@@ -92,95 +127,58 @@ impl Ctx<'_> {
             })
             .collect()
     }
-}
 
-/// Compute the desired state. Pure: no I/O, and the result depends only on the *sets* in
-/// `inputs` (the order of pools, blocks, routes and next hops does not matter).
-pub fn compute(inputs: &Inputs) -> DesiredState {
-    let node = &inputs.node;
-    let mut problems: BTreeSet<Problem> = BTreeSet::new();
-
-    // Pools: canonical CIDRs, sorted, one per CIDR.
-    let mut pools: Vec<Pool> = inputs
-        .pools
-        .iter()
-        .map(|p| Pool {
-            cidr: p.cidr.trunc(),
-            ..p.clone()
+    /// Problems of the pools themselves.
+    pub(crate) fn pool_problems(&self) -> impl Iterator<Item = Problem> + '_ {
+        self.pools.iter().flat_map(|p| {
+            let v6_ipip = p.ipip_mode != EncapMode::Never && Family::of_net(&p.cidr) == Family::V6;
+            let both = p.ipip_mode != EncapMode::Never && p.vxlan_mode != EncapMode::Never;
+            [
+                v6_ipip.then_some(Problem::IpipOnIpv6Pool { pool: p.cidr }),
+                both.then_some(Problem::BothEncapsulations { pool: p.cidr }),
+            ]
+            .into_iter()
+            .flatten()
         })
-        .collect();
-    pools.sort();
-    pools.dedup_by(|b, a| a.cidr == b.cidr);
-    for p in &pools {
-        if p.ipip_mode != EncapMode::Never && Family::of_net(&p.cidr) == Family::V6 {
-            problems.insert(Problem::IpipOnIpv6Pool { pool: p.cidr });
-        }
-        if p.ipip_mode != EncapMode::Never && p.vxlan_mode != EncapMode::Never {
-            problems.insert(Problem::BothEncapsulations { pool: p.cidr });
-        }
-    }
-    let cx = Ctx { node, pools };
-
-    // NAT description: every pool (disabled too), and the masquerading ones.
-    let nat = NatOutgoing {
-        all_pools: cx.pools.iter().map(|p| p.cidr).collect(),
-        masquerade: cx
-            .pools
-            .iter()
-            .filter(|p| p.nat_outgoing)
-            .map(|p| p.cidr)
-            .collect(),
-    };
-
-    // Our own blocks: blackholes (never for a single address).
-    let own_blocks: BTreeSet<IpNet> = inputs.blocks.iter().map(|b| b.trunc()).collect();
-    let mut routes: BTreeMap<IpNet, Route> = BTreeMap::new();
-    for b in &own_blocks {
-        if b.prefix_len() < b.max_prefix_len() {
-            routes.insert(*b, Route::Blackhole);
-        }
     }
 
-    // Best routes, merged per canonical prefix.
-    let mut best: BTreeMap<IpNet, BTreeSet<IpAddr>> = BTreeMap::new();
-    for r in &inputs.routes {
-        best.entry(r.prefix.trunc())
-            .or_default()
-            .extend(r.next_hops.iter().copied());
-    }
-
-    // First pass: a next-hop decision for every (prefix, next hop).
-    let mut candidates: Vec<(IpNet, Vec<NextHop>)> = Vec::new();
-    for (prefix, next_hops) in &best {
-        if own_blocks.contains(prefix) {
-            continue; // our block: the blackhole (or nothing, for a /32 or /128) stands
-        }
-        let family = Family::of_net(prefix);
-        let tunnel = cx.pool_for(prefix).and_then(pool_tunnel);
-        let mut nhs = Vec::new();
+    /// The first step for one remote best route (not one of our blocks): the kernel next hop
+    /// each of its next hops becomes, before VTEP MAC collisions are taken into account.
+    /// `next_hops` must be free of duplicates. Every problem found goes to `problem`; each
+    /// names `prefix`, so a route owns its problems.
+    pub(crate) fn decide(
+        &self,
+        prefix: IpNet,
+        next_hops: &[IpAddr],
+        mut problem: impl FnMut(Problem),
+    ) -> Vec<NextHop> {
+        let family = Family::of_net(&prefix);
+        let tunnel = self.pool_for(&prefix).and_then(pool_tunnel);
+        let own = self.own_addr(family);
+        let mut nhs = Vec::with_capacity(next_hops.len());
         for &nh in next_hops {
             if Family::of_addr(&nh) != family {
-                problems.insert(Problem::NextHopFamilyMismatch {
-                    prefix: *prefix,
+                problem(Problem::NextHopFamilyMismatch {
+                    prefix,
                     next_hop: nh,
                 });
                 continue;
             }
             if nh.is_unspecified() || nh.is_multicast() {
-                problems.insert(Problem::InvalidNextHop {
-                    prefix: *prefix,
+                problem(Problem::InvalidNextHop {
+                    prefix,
                     next_hop: nh,
                 });
                 continue;
             }
-            if Some(nh) == cx.own_addr(family) {
-                problems.insert(Problem::NextHopIsSelf {
-                    prefix: *prefix,
+            if Some(nh) == own {
+                problem(Problem::NextHopIsSelf {
+                    prefix,
                     next_hop: nh,
                 });
                 continue;
             }
-            let same = cx.same_subnet(nh);
+            let same = self.same_subnet(nh);
             let tunnel = tunnel.and_then(|(t, mode)| match mode {
                 EncapMode::Always => Some(t),
                 EncapMode::CrossSubnet if !same => Some(t),
@@ -193,9 +191,9 @@ pub fn compute(inputs: &Inputs) -> DesiredState {
                     onlink: true,
                 }),
                 Some(Tunnel::Vxlan) => {
-                    if cx.own_addr(family).is_none() {
-                        problems.insert(Problem::NoLocalAddress {
-                            prefix: *prefix,
+                    if own.is_none() {
+                        problem(Problem::NoLocalAddress {
+                            prefix,
                             next_hop: nh,
                         });
                     } else {
@@ -212,122 +210,117 @@ pub fn compute(inputs: &Inputs) -> DesiredState {
                     onlink: false,
                 }),
                 None => {
-                    let via = cx.via_gateways(family);
+                    let via = &self.via[fam(family)];
                     if via.is_empty() {
-                        problems.insert(Problem::Unresolvable {
-                            prefix: *prefix,
+                        problem(Problem::Unresolvable {
+                            prefix,
                             next_hop: nh,
                         });
                     }
-                    nhs.extend(via);
+                    nhs.extend_from_slice(via);
                 }
             }
         }
-        candidates.push((*prefix, nhs));
+        nhs
     }
 
-    // VTEP MAC collisions, per VXLAN device: the lowest address keeps a MAC, or nobody does
-    // when it is our own MAC.
-    let mut dropped: BTreeSet<(Device, IpAddr)> = BTreeSet::new();
-    for family in [Family::V4, Family::V6] {
-        let dev = Device::vxlan_for(family);
-        let mut by_mac: BTreeMap<Mac, Vec<IpAddr>> = BTreeMap::new();
-        let remotes: BTreeSet<IpAddr> = candidates
-            .iter()
-            .flat_map(|(_, nhs)| nhs.iter())
-            .filter(|nh| nh.device == dev)
-            .map(|nh| nh.gateway)
-            .collect();
-        for r in remotes {
-            by_mac.entry(vtep_mac(r)).or_default().push(r);
+    /// The second step: the route from the decided next hops, without those towards a VTEP
+    /// that lost its MAC to another. `None` = no usable next hop, nothing is installed
+    /// ([`Problem::NoUsableNextHop`], which the caller records).
+    pub(crate) fn finish(
+        &self,
+        prefix: IpNet,
+        mut nhs: Vec<NextHop>,
+        dropped: &HashSet<(Device, IpAddr)>,
+    ) -> Option<Route> {
+        if !dropped.is_empty() {
+            nhs.retain(|nh| !dropped.contains(&(nh.device, nh.gateway)));
         }
-        let own = cx.own_addr(family);
-        let own_mac = own.map(vtep_mac);
-        for (mac, addrs) in by_mac {
-            let (kept, losers) = match own {
-                Some(o) if own_mac == Some(mac) => (o, &addrs[..]),
-                _ => (addrs[0], &addrs[1..]),
-            };
-            for &l in losers {
-                problems.insert(Problem::VtepMacCollision {
-                    mac,
-                    kept,
-                    dropped: l,
-                });
-                dropped.insert((dev, l));
-            }
-        }
-    }
-
-    // Second pass: the routes, and the neighbour and FDB entries their VXLAN next hops use.
-    let mut neighbours = BTreeSet::new();
-    let mut fdb = BTreeSet::new();
-    for (prefix, mut nhs) in candidates {
-        nhs.retain(|nh| !dropped.contains(&(nh.device, nh.gateway)));
         if nhs.is_empty() {
-            problems.insert(Problem::NoUsableNextHop { prefix });
-            continue;
-        }
-        for nh in &nhs {
-            if matches!(nh.device, Device::Vxlan | Device::VxlanV6) {
-                let mac = vtep_mac(nh.gateway);
-                neighbours.insert(Neighbour {
-                    device: nh.device,
-                    addr: nh.gateway,
-                    mac,
-                });
-                fdb.insert(FdbEntry {
-                    device: nh.device,
-                    mac,
-                    dst: nh.gateway,
-                });
-            }
+            return None;
         }
         let prefsrc = if nhs.iter().any(|nh| nh.device.is_tunnel()) {
-            cx.own_addr(Family::of_net(&prefix))
+            self.own_addr(Family::of_net(&prefix))
         } else {
             None
         };
-        routes.insert(prefix, Route::unicast(nhs, prefsrc));
+        Some(Route::unicast(nhs, prefsrc))
     }
 
-    // Tunnel devices: needed when any pool (disabled ones too) uses the encapsulation, even if
-    // no route does right now: a peer may still send to us encapsulated (module docs).
-    let uses = |t: Tunnel, f: Family| {
-        cx.pools
-            .iter()
-            .any(|p| Family::of_net(&p.cidr) == f && pool_tunnel(p).is_some_and(|(pt, _)| pt == t))
-    };
-    let mtu = node.underlay.mtu;
-    let tunl0 = uses(Tunnel::Ipip, Family::V4).then(|| IpipTunnel {
-        name: TUNL0.into(),
-        mtu: mtu.saturating_sub(IPIP_OVERHEAD),
-    });
-    let vxlan_dev = |f: Family, name: &str, overhead: u32| {
-        let local = cx.own_addr(f)?;
-        uses(Tunnel::Vxlan, f).then(|| VxlanTunnel {
-            name: name.into(),
-            vni: inputs.vxlan.vni,
-            port: inputs.vxlan.port,
-            mac: vtep_mac(local),
-            local,
-            mtu: mtu.saturating_sub(overhead),
-        })
-    };
-    let tunnels = Tunnels {
-        tunl0,
-        vxlan: vxlan_dev(Family::V4, VXLAN_V4, VXLAN_V4_OVERHEAD),
-        vxlan_v6: vxlan_dev(Family::V6, VXLAN_V6, VXLAN_V6_OVERHEAD),
-    };
-
-    DesiredState {
-        fib: Fib {
-            routes,
-            neighbours,
-            fdb,
-        },
-        tunnels,
-        nat,
-        problems: problems.into_iter().collect(),
+    /// What one of our own blocks becomes: a blackhole, never for a single address.
+    pub(crate) fn own_block_route(block: &IpNet) -> Option<Route> {
+        (block.prefix_len() < block.max_prefix_len()).then_some(Route::Blackhole)
     }
+
+    /// The tunnel devices: needed when any pool (disabled ones too) uses the encapsulation,
+    /// even if no route does right now: a peer may still send to us encapsulated (module docs).
+    pub(crate) fn tunnels(&self) -> Tunnels {
+        let uses = |t: Tunnel, f: Family| {
+            self.pools.iter().any(|p| {
+                Family::of_net(&p.cidr) == f && pool_tunnel(p).is_some_and(|(pt, _)| pt == t)
+            })
+        };
+        let mtu = self.node.underlay.mtu;
+        let tunl0 = uses(Tunnel::Ipip, Family::V4).then(|| IpipTunnel {
+            name: TUNL0.into(),
+            mtu: mtu.saturating_sub(IPIP_OVERHEAD),
+        });
+        let vxlan_dev = |f: Family, name: &str, overhead: u32| {
+            let local = self.own_addr(f)?;
+            uses(Tunnel::Vxlan, f).then(|| VxlanTunnel {
+                name: name.into(),
+                vni: self.vxlan.vni,
+                port: self.vxlan.port,
+                mac: vtep_mac(local),
+                local,
+                mtu: mtu.saturating_sub(overhead),
+            })
+        };
+        Tunnels {
+            tunl0,
+            vxlan: vxlan_dev(Family::V4, VXLAN_V4, VXLAN_V4_OVERHEAD),
+            vxlan_v6: vxlan_dev(Family::V6, VXLAN_V6, VXLAN_V6_OVERHEAD),
+        }
+    }
+
+    /// NAT description: every pool (disabled too), and the masquerading ones.
+    pub(crate) fn nat(&self) -> NatOutgoing {
+        NatOutgoing {
+            all_pools: self.pools.iter().map(|p| p.cidr).collect(),
+            masquerade: self
+                .pools
+                .iter()
+                .filter(|p| p.nat_outgoing)
+                .map(|p| p.cidr)
+                .collect(),
+        }
+    }
+}
+
+/// Who keeps a VTEP MAC that the remotes `addrs` (referenced through `device`, at least one)
+/// all derive: our own address when it is ours (every remote loses), else the lowest
+/// address. Returns the keeper and the losers, in address order.
+pub(crate) fn vtep_owner(
+    own: Option<IpAddr>,
+    mac: Mac,
+    addrs: &BTreeSet<IpAddr>,
+) -> (IpAddr, Vec<IpAddr>) {
+    match own {
+        Some(o) if vtep_mac(o) == mac => (o, addrs.iter().copied().collect()),
+        _ => {
+            let mut it = addrs.iter().copied();
+            let kept = it.next().expect("a MAC group is never empty");
+            (kept, it.collect())
+        }
+    }
+}
+
+/// Compute the desired state. Pure: no I/O, and the result depends only on the *sets* in
+/// `inputs` (the order of pools, blocks, routes and next hops does not matter).
+///
+/// The same as building a [`Planner`] and taking its state: the planner's bulk start applies
+/// the same rules in two passes (decide every route, settle VTEP MAC collisions, finish every
+/// route), and its incremental updates re-apply them to what a change touches.
+pub fn compute(inputs: &Inputs) -> DesiredState {
+    Planner::new(inputs).into_state()
 }

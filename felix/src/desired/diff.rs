@@ -1,8 +1,9 @@
 //! The pure diff between two [`Fib`]s, and [`Fib::apply`], a model of what the kernel does with
 //! each operation (used by tests, and usable by a fake reconciler).
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -50,13 +51,46 @@ pub enum Op {
 pub fn diff(current: &Fib, desired: &Fib) -> Vec<Op> {
     let mut ops = Vec::new();
 
-    // 1. Stale routes.
-    for (prefix, route) in &current.routes {
-        if !desired.routes.contains_key(prefix) {
-            ops.push(Op::DelRoute {
-                prefix: *prefix,
-                route: route.clone(),
-            });
+    // Routes: one merge walk of the two sorted maps (no lookups), compared without copies;
+    // only a route that is written is copied.
+    let mut route_writes = Vec::new();
+    let (mut cur, mut des) = (
+        current.routes.iter().peekable(),
+        desired.routes.iter().peekable(),
+    );
+    loop {
+        let order = match (cur.peek(), des.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((p, _)), Some((q, _))) => p.cmp(q),
+        };
+        match order {
+            // 1. Stale routes.
+            Ordering::Less => {
+                let (prefix, route) = cur.next().expect("peeked");
+                ops.push(Op::DelRoute {
+                    prefix: *prefix,
+                    route: route.clone(),
+                });
+            }
+            Ordering::Greater => {
+                let (prefix, route) = des.next().expect("peeked");
+                route_writes.push(Op::AddRoute {
+                    prefix: *prefix,
+                    route: route.normalized(),
+                });
+            }
+            Ordering::Equal => {
+                let ((prefix, have), (_, want)) =
+                    (cur.next().expect("peeked"), des.next().expect("peeked"));
+                if !have.equivalent(want) {
+                    route_writes.push(Op::ReplaceRoute {
+                        prefix: *prefix,
+                        route: want.normalized(),
+                    });
+                }
+            }
         }
     }
 
@@ -94,21 +128,8 @@ pub fn diff(current: &Fib, desired: &Fib) -> Vec<Op> {
         }
     }
 
-    // 4. Routes that are desired.
-    for (prefix, route) in &desired.routes {
-        let route = route.normalized();
-        match current.routes.get(prefix) {
-            None => ops.push(Op::AddRoute {
-                prefix: *prefix,
-                route,
-            }),
-            Some(have) if have.normalized() == route => {}
-            Some(_) => ops.push(Op::ReplaceRoute {
-                prefix: *prefix,
-                route,
-            }),
-        }
-    }
+    // 4. Routes that are desired (found in the walk above).
+    ops.extend(route_writes);
 
     // 5. Stale neighbours.
     for (&(device, addr), macs) in &cur_neigh {
@@ -194,22 +215,16 @@ impl Fib {
                 *r = route.clone();
             }
             Op::AddNeighbour(n) => {
-                if self
-                    .neighbours
-                    .iter()
-                    .any(|x| (x.device, x.addr) == (n.device, n.addr))
-                {
+                if self.neighbour_of(n.device, n.addr).is_some() {
                     return Err(ApplyError::NeighbourExists(n.device, n.addr));
                 }
                 self.neighbours.insert(*n);
             }
             Op::ReplaceNeighbour(n) | Op::DelNeighbour(n) => {
-                let before = self.neighbours.len();
-                self.neighbours
-                    .retain(|x| (x.device, x.addr) != (n.device, n.addr));
-                if self.neighbours.len() == before {
+                let Some(have) = self.neighbour_of(n.device, n.addr) else {
                     return Err(ApplyError::NoSuchNeighbour(n.device, n.addr));
-                }
+                };
+                self.neighbours.remove(&have);
                 if matches!(op, Op::ReplaceNeighbour(_)) {
                     self.neighbours.insert(*n);
                 }
@@ -220,12 +235,7 @@ impl Fib {
                 }
             }
             Op::ReplaceFdb(e) => {
-                let same: Vec<FdbEntry> = self
-                    .fdb
-                    .iter()
-                    .filter(|x| (x.device, x.mac) == (e.device, e.mac))
-                    .copied()
-                    .collect();
+                let same: Vec<FdbEntry> = self.fdb_of(e.device, e.mac).copied().collect();
                 if same.len() != 1 {
                     return Err(ApplyError::FdbNotSingle(e.device, e.mac, same.len()));
                 }
@@ -239,6 +249,54 @@ impl Fib {
             }
         }
         Ok(())
+    }
+
+    /// The neighbour entry of `(device, addr)`, if any (the kernel holds at most one).
+    pub fn neighbour_of(&self, device: Device, addr: IpAddr) -> Option<Neighbour> {
+        let lo = Neighbour {
+            device,
+            addr,
+            mac: Mac([0; 6]),
+        };
+        let hi = Neighbour {
+            mac: Mac([0xff; 6]),
+            ..lo
+        };
+        self.neighbours.range(lo..=hi).next().copied()
+    }
+
+    /// The FDB entries of `(device, mac)`: one per remote destination.
+    pub fn fdb_of(&self, device: Device, mac: Mac) -> impl Iterator<Item = &FdbEntry> + '_ {
+        let lo = FdbEntry {
+            device,
+            mac,
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let hi = FdbEntry {
+            dst: IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+            ..lo
+        };
+        self.fdb.range(lo..=hi)
+    }
+
+    /// The part of this FIB that `changes` names: the routes of its prefixes, the neighbour
+    /// entries of its `(device, address)`es and the FDB entries of its `(device, MAC)`s. The
+    /// diff of two FIBs restricted to the same keys is the diff of the FIBs restricted to
+    /// those keys (every decision of [`diff`] is per key).
+    pub fn restricted(&self, changes: &super::Changes) -> Fib {
+        let mut f = Fib::default();
+        for p in &changes.routes {
+            if let Some(r) = self.routes.get(p) {
+                f.routes.insert(*p, r.clone());
+            }
+        }
+        for &(device, addr) in &changes.neighbours {
+            f.neighbours.extend(self.neighbour_of(device, addr));
+        }
+        for &(device, mac) in &changes.fdb {
+            f.fdb.extend(self.fdb_of(device, mac).copied());
+        }
+        f
     }
 
     /// Apply operations in order, stopping at the first the kernel would refuse.

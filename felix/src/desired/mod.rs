@@ -1,6 +1,7 @@
 //! Desired kernel state, computed from best routes, blocks and pools: a pure function
-//! ([`compute`]) and a pure diff ([`diff`]). No I/O and no netlink types: the reconciler maps
-//! [`Fib`] objects to rtnetlink messages and [`Op`]s to writes.
+//! ([`compute`]), its incremental form ([`Planner`]) and a pure diff ([`diff`]). No I/O and no
+//! netlink types: the reconciler maps [`Fib`] objects to rtnetlink messages and [`Op`]s to
+//! writes.
 //!
 //! # Inputs and outputs
 //!
@@ -109,6 +110,22 @@
 //! (unencapsulated, asymmetric); therefore the tunnel devices need loose reverse-path
 //! filtering (`rp_filter` = 2, with `all` not stricter), which the netlink layer sets.
 //!
+//! # Incremental updates
+//!
+//! The rules above are written once (`compute.rs`: the decision for one route, the finishing
+//! step that drops VTEPs that lost their MAC, who keeps a shared MAC, the tunnel devices and
+//! the NAT description). [`compute`] is [`Planner::new`]: decide every route, settle the MAC
+//! groups of the VXLAN remotes they reference, finish every route. A [`Planner`] then keeps
+//! inputs and state in step under [`Planner::set_route`], [`Planner::remove_route`],
+//! [`Planner::set_blocks`] (O(log n) per route touched), and [`Planner::set_pools`] /
+//! [`Planner::set_node`] (a full recompute): a route's old decision is retracted and the new
+//! one asserted, the neighbour and FDB entries follow per-remote reference counts, each
+//! problem belongs to one pool, route or MAC and goes with it. It reports the keys that
+//! changed ([`Changes`]), and the diff restricted to those keys ([`Fib::restricted`]) is the
+//! whole diff, so the reconciler's `apply_changes` costs what the change costs, not what the
+//! table holds. A property test checks that any sequence of updates gives exactly [`compute`]
+//! of the final inputs and that the reported keys cover every difference.
+//!
 //! # Diff
 //!
 //! [`diff`] compares two [`Fib`]s (the current one as read back from the kernel holds only
@@ -120,6 +137,7 @@
 mod compute;
 mod diff;
 mod mac;
+mod planner;
 mod types;
 
 pub use compute::compute;
@@ -128,4 +146,5 @@ pub use mac::{
     Mac, MacParseError, VTEP_MAC_TAG_V4, VTEP_MAC_TAG_V6, fnv1a32, vtep_mac, vtep_mac_v4,
     vtep_mac_v6,
 };
+pub use planner::{Changes, Planner};
 pub use types::*;

@@ -169,8 +169,9 @@ pub struct DesiredState {
     pub fib: Fib,
     pub tunnels: Tunnels,
     pub nat: NatOutgoing,
-    /// Inputs that were ignored or could not be programmed, in a deterministic order.
-    pub problems: Vec<Problem>,
+    /// Inputs that were ignored or could not be programmed (a set: each is owned by one pool,
+    /// route or VTEP MAC, and kept up to date incrementally by the [`super::Planner`]).
+    pub problems: BTreeSet<Problem>,
 }
 
 /// The kernel objects tortie owns: what the reconciler dumps and what [`super::diff`] compares.
@@ -216,6 +217,25 @@ impl Route {
         match self {
             Route::Unicast { nexthops, prefsrc } => Route::unicast(nexthops.clone(), *prefsrc),
             Route::Blackhole => Route::Blackhole,
+        }
+    }
+
+    /// The same route up to next-hop order (and duplicates): what [`Route::normalized`]
+    /// compares, without copying when the next hops are already in the same order.
+    pub fn equivalent(&self, other: &Route) -> bool {
+        match (self, other) {
+            (Route::Blackhole, Route::Blackhole) => true,
+            (
+                Route::Unicast {
+                    nexthops: a,
+                    prefsrc: p,
+                },
+                Route::Unicast {
+                    nexthops: b,
+                    prefsrc: q,
+                },
+            ) => p == q && (a == b || self.normalized() == other.normalized()),
+            _ => false,
         }
     }
 
