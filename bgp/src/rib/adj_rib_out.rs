@@ -4,7 +4,8 @@
 
 use super::Rib;
 use super::export::OutRoute;
-use super::path::{PeerId, V4Key, V6Key};
+use super::changes::OldIds;
+use super::path::{Dest, PeerId, PrefixKey, V4Key, V6Key};
 use super::tables::TableKey;
 use crate::wire::{EncodeError, Family, MpNlri, NextHop, Nlri, Update, pack};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -106,7 +107,9 @@ fn walk_step<K: TableKey>(
         Some(k) => table.range((Bound::Excluded(k), Bound::Unbounded)),
     };
     let mut next = last;
-    for (k, dest) in range.take(budget) {
+    // Empty entries are kept for the change queues only: not prefixes of the table.
+    let live = |(_, d): &(&K, &Dest)| !d.paths.is_empty();
+    for (k, dest) in range.filter(live).take(budget) {
         let sent = if withdraws {
             dest.outcome().iter().map(|o| o.2).collect()
         } else {
@@ -118,39 +121,44 @@ fn walk_step<K: TableKey>(
     let more = next.is_some_and(|n| {
         table
             .range((Bound::Excluded(n), Bound::Unbounded))
-            .next()
-            .is_some()
+            .any(|e| live(&e))
     });
     if more { Walk::After(next) } else { Walk::Idle }
+}
+
+/// Adds changed prefixes to a peer's pending set, except those its table walk will visit.
+fn hand_over<K: PrefixKey>(out: &mut AdjRibOut, dirty: &[(K, OldIds)]) {
+    for (key, old_ids) in dirty {
+        let net = key.to_net();
+        if out.covered(net) {
+            continue;
+        }
+        let entry = out.pending.entry(net).or_default();
+        for id in old_ids {
+            if !entry.contains(id) {
+                entry.push(*id);
+            }
+        }
+    }
 }
 
 impl Rib {
     /// Hands the prefixes whose outcome changed since the last pass to every Established
     /// peer. Call after a batch of imports, before [`Rib::take_updates`].
     pub fn run_export_pass(&mut self) {
-        if self.export_dirty.is_empty() {
+        if !self.changes.export_pending() {
             return;
         }
-        let dirty = std::mem::take(&mut self.export_dirty);
-        self.export_seen.clear();
-        self.export_seen.shrink_to(1024);
+        let dirty_v4 = self.changes.v4.take_export(&mut self.tables.v4);
+        let dirty_v6 = self.changes.v6.take_export(&mut self.tables.v6);
         for peer in self
             .peers
             .iter_mut()
             .flatten()
             .filter(|p| p.session.is_some())
         {
-            for (net, old_ids) in &dirty {
-                if peer.out.covered(*net) {
-                    continue;
-                }
-                let entry = peer.out.pending.entry(*net).or_default();
-                for id in old_ids {
-                    if !entry.contains(id) {
-                        entry.push(*id);
-                    }
-                }
-            }
+            hand_over(&mut peer.out, &dirty_v4);
+            hand_over(&mut peer.out, &dirty_v6);
         }
     }
 

@@ -346,7 +346,7 @@ mod tests {
             for (i, p) in paths.iter_mut().enumerate() {
                 p.tx_path_id = i as u32 + 1;
             }
-            let mut a = Dest { paths: paths.into_iter().collect(), ecmp: 0 };
+            let mut a = Dest { paths: paths.into_iter().collect(), ..Dest::default() };
             let mut b = a.clone();
             decide(&mut a, LOCAL_AS, max_ecmp, facts, cost);
             reference(&mut b, LOCAL_AS, max_ecmp, facts, cost);

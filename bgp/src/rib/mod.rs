@@ -22,22 +22,28 @@
 
 mod adj_rib_out;
 mod best_path;
+mod changes;
+#[cfg(test)]
+mod changes_tests;
 mod export;
 mod import;
 mod path;
 pub mod policy;
 mod policy_glue;
 mod tables;
+mod views;
 
 pub use best_path::PeerFacts;
+pub use changes::{FibRoute, RouteChange};
 pub use import::ImportError;
 pub use path::{DEFAULT_LOCAL_PREF, Dest, LOCAL, Path, PeerId, RouteAttrs, V4Key, V6Key};
+pub use views::{PathView, RouteView};
 
 use crate::wire::{Attributes, Ctx, Family, GracefulRestart};
 use adj_rib_out::AdjRibOut;
+use changes::Changes;
 use ipnet::IpNet;
-use path::PrefixKey;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,41 +148,6 @@ struct Peer {
     out: AdjRibOut,
 }
 
-/// What the dataplane installs for one prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FibRoute {
-    /// Next hops of the multipath group, best first; empty for a locally originated prefix.
-    pub next_hops: Vec<IpAddr>,
-    pub local: bool,
-    pub priority: Option<u32>,
-}
-
-/// One entry of the change stream: the current state of a prefix whose best path or
-/// multipath group changed (`None`: no usable route any more).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteChange {
-    pub prefix: IpNet,
-    pub route: Option<FibRoute>,
-}
-
-/// A path as status output shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathView {
-    /// The peer's address, or `None` for a locally originated route.
-    pub from: Option<IpAddr>,
-    pub path_id: u32,
-    pub attrs: Arc<RouteAttrs>,
-    pub best: bool,
-    pub multipath: bool,
-    pub stale: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteView {
-    pub prefix: IpNet,
-    pub paths: Vec<PathView>,
-}
-
 /// What the decision process needs of the RIB besides the prefix's paths.
 struct Decider<'a> {
     local_as: u32,
@@ -228,21 +199,14 @@ impl Decider<'_> {
     }
 }
 
-/// rustc's FxHash for the change queues: a prefix hashes in a few instructions instead of
-/// SipHash's hundred. Keys are prefixes from configured peers, bounded by their prefix limits,
-/// so flooding one bucket on purpose buys an attacker little.
-type FastHash = rustc_hash::FxBuildHasher;
-
 /// The whole routing state of one speaker.
 pub struct Rib {
     cfg: RibConfig,
     /// Indexed by [`PeerId`]; slot 0 ([`LOCAL`]) is never a peer.
     peers: Vec<Option<Peer>>,
     tables: Tables,
-    fib_dirty: HashSet<IpNet, FastHash>,
-    export_dirty: Vec<(IpNet, smallvec::SmallVec<[u32; 2]>)>,
-    /// Where each prefix of `export_dirty` is in it.
-    export_seen: HashMap<IpNet, u32, FastHash>,
+    /// Prefixes whose outcome changed, for the dataplane and the export pass.
+    changes: Changes,
     /// IGP cost to a next hop, `None` when it cannot be reached (RFC 4271 section 9.1.2).
     igp_cost: Box<dyn Fn(IpAddr) -> Option<u32> + Send>,
     local_addresses: HashSet<IpAddr>,
@@ -254,9 +218,7 @@ impl Rib {
             cfg,
             peers: vec![None],
             tables: Tables::default(),
-            fib_dirty: HashSet::default(),
-            export_dirty: Vec::new(),
-            export_seen: HashMap::default(),
+            changes: Changes::default(),
             igp_cost: Box::new(|_| Some(0)),
             local_addresses: HashSet::new(),
         }
@@ -335,10 +297,6 @@ impl Rib {
         self.peer(id).map_or(0, |p| p.paths)
     }
 
-    pub fn prefix_count(&self) -> usize {
-        self.tables.len()
-    }
-
     /// Sends the peer its whole table again (a ROUTE-REFRESH request, RFC 2918).
     pub fn resend(&mut self, id: PeerId) {
         if let Some(p) = self.peer_mut(id) {
@@ -346,40 +304,6 @@ impl Rib {
                 p.out.start_dump();
             }
         }
-    }
-
-    /// How many prefixes the peer is being sent now (computed from the Loc-RIB: O(table)).
-    pub fn advertised_count(&self, id: PeerId) -> usize {
-        let mut n = 0;
-        for k in self.tables.v4.keys() {
-            n += usize::from(!self.export_prefix(k.to_net(), id).is_empty());
-        }
-        for k in self.tables.v6.keys() {
-            n += usize::from(!self.export_prefix(k.to_net(), id).is_empty());
-        }
-        n
-    }
-
-    /// The paths a peer announced (its Adj-RIB-In after import policy).
-    pub fn routes_from(&self, id: PeerId) -> Vec<(IpNet, Path)> {
-        let mut out = Vec::new();
-        for (k, d) in &self.tables.v4 {
-            out.extend(
-                d.paths
-                    .iter()
-                    .filter(|p| p.peer == id)
-                    .map(|p| (k.to_net(), p.clone())),
-            );
-        }
-        for (k, d) in &self.tables.v6 {
-            out.extend(
-                d.paths
-                    .iter()
-                    .filter(|p| p.peer == id)
-                    .map(|p| (k.to_net(), p.clone())),
-            );
-        }
-        out
     }
 
     /// The session came up: its table is sent from the start (then End-of-RIB), and any stale
@@ -457,26 +381,24 @@ impl Rib {
         self.drop_paths_in::<V6Key>(id, which);
     }
 
+    /// Removes the paths of `id` that `which` selects from one family, in one pass over it.
     fn drop_paths_in<K: TableKey>(&mut self, id: PeerId, which: impl Fn(&Path) -> bool) {
-        let keys: Vec<K> = K::table(&self.tables)
-            .iter()
-            .filter(|(_, d)| d.paths.iter().any(|p| p.peer == id && which(p)))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in keys {
-            let (removed, before) = match K::table_mut(&mut self.tables).get_mut(&k) {
-                Some(dest) => {
-                    let before = dest.outcome();
-                    let n = dest.paths.len();
-                    dest.paths.retain(|p| !(p.peer == id && which(p)));
-                    (n - dest.paths.len(), before)
-                }
-                None => continue,
-            };
-            if let Some(p) = self.peer_mut(id) {
-                p.paths = p.paths.saturating_sub(removed as u32);
+        let decider = decider!(self);
+        let queues = K::queues(&mut self.changes);
+        let mut removed = 0;
+        K::table_mut(&mut self.tables).retain(|&key, dest| {
+            if !dest.paths.iter().any(|p| p.peer == id && which(p)) {
+                return true;
             }
-            self.settle(k, before);
+            let before = dest.outcome();
+            let n = dest.paths.len();
+            dest.paths.retain(|p| !(p.peer == id && which(p)));
+            removed += n - dest.paths.len();
+            decider.decide(dest);
+            !queues.settle(key, dest, &before, false)
+        });
+        if let Some(p) = self.peer_mut(id) {
+            p.paths = p.paths.saturating_sub(removed as u32);
         }
     }
 
@@ -515,172 +437,98 @@ impl Rib {
     ) {
         use std::collections::btree_map::Entry;
         let decider = decider!(self);
-        let (delta, before, changed): (i64, path::Outcome, bool) =
-            match K::table_mut(&mut self.tables).entry(key) {
-                Entry::Vacant(v) => {
-                    let Some(attrs) = attrs else { return };
-                    let dest = v.insert(Dest::default());
-                    dest.paths.push(Path {
-                        peer,
-                        rx_path_id,
-                        tx_path_id: 1,
-                        stale: false,
-                        attrs,
-                    });
-                    decider.decide(dest);
-                    (1, path::Outcome::new(), dest.ecmp > 0)
-                }
-                Entry::Occupied(mut o) => {
-                    let dest = o.get_mut();
-                    let before = dest.outcome();
-                    let delta = match attrs {
-                        Some(attrs) => match dest
-                            .paths
-                            .iter_mut()
-                            .find(|p| p.peer == peer && p.rx_path_id == rx_path_id)
-                        {
-                            Some(p) => {
-                                // RFC 4271 section 9: a re-announcement with the same
-                                // attributes replaces the route with itself and changes
-                                // nothing downstream. (Two reflectors would otherwise echo a
-                                // route to each other forever.)
-                                if !p.stale && (Arc::ptr_eq(&p.attrs, &attrs) || *p.attrs == *attrs)
-                                {
-                                    return;
-                                }
-                                p.attrs = attrs;
-                                p.stale = false;
-                                0
-                            }
-                            None => {
-                                let tx_path_id = dest.free_tx_path_id();
-                                dest.paths.push(Path {
-                                    peer,
-                                    rx_path_id,
-                                    tx_path_id,
-                                    stale: false,
-                                    attrs,
-                                });
-                                1
-                            }
-                        },
-                        None => {
-                            let n = dest.paths.len();
-                            dest.paths
-                                .retain(|p| !(p.peer == peer && p.rx_path_id == rx_path_id));
-                            if dest.paths.len() == n {
+        let queues = K::queues(&mut self.changes);
+        let delta: i64 = match K::table_mut(&mut self.tables).entry(key) {
+            Entry::Vacant(v) => {
+                let Some(attrs) = attrs else { return };
+                let dest = v.insert(Dest::default());
+                dest.paths.push(Path {
+                    peer,
+                    rx_path_id,
+                    tx_path_id: 1,
+                    stale: false,
+                    attrs,
+                });
+                decider.decide(dest);
+                // It has a path: it stays.
+                queues.settle(key, dest, &path::Outcome::new(), false);
+                1
+            }
+            Entry::Occupied(mut o) => {
+                let dest = o.get_mut();
+                let before = dest.outcome();
+                // An empty entry is one the change queues keep (see `changes`).
+                let was_empty = dest.paths.is_empty();
+                let delta = match attrs {
+                    Some(attrs) => match dest
+                        .paths
+                        .iter_mut()
+                        .find(|p| p.peer == peer && p.rx_path_id == rx_path_id)
+                    {
+                        Some(p) => {
+                            // RFC 4271 section 9: a re-announcement with the same attributes
+                            // replaces the route with itself and changes nothing downstream.
+                            // (Two reflectors would otherwise echo a route to each other
+                            // forever.)
+                            if !p.stale && (Arc::ptr_eq(&p.attrs, &attrs) || *p.attrs == *attrs) {
                                 return;
                             }
-                            -1
+                            p.attrs = attrs;
+                            p.stale = false;
+                            0
                         }
-                    };
-                    decider.decide(dest);
-                    let changed = dest.outcome() != before;
-                    if dest.paths.is_empty() {
-                        o.remove();
+                        None => {
+                            let tx_path_id = dest.free_tx_path_id();
+                            dest.paths.push(Path {
+                                peer,
+                                rx_path_id,
+                                tx_path_id,
+                                stale: false,
+                                attrs,
+                            });
+                            1
+                        }
+                    },
+                    None => {
+                        let n = dest.paths.len();
+                        dest.paths
+                            .retain(|p| !(p.peer == peer && p.rx_path_id == rx_path_id));
+                        if dest.paths.len() == n {
+                            return;
+                        }
+                        -1
                     }
-                    (delta, before, changed)
+                };
+                decider.decide(dest);
+                if queues.settle(key, dest, &before, was_empty) {
+                    o.remove();
                 }
-            };
+                delta
+            }
+        };
         if peer != LOCAL {
             if let Some(p) = self.peer_mut(peer) {
                 p.paths = (i64::from(p.paths) + delta).max(0) as u32;
-            }
-        }
-        if changed {
-            self.queue_change(key.to_net(), &before);
-        }
-    }
-
-    /// Re-decides a prefix after its paths changed (`before`: the outcome before the change);
-    /// queues it for the dataplane and the export pass if the outcome changed, and drops an
-    /// empty entry.
-    fn settle<K: TableKey>(&mut self, key: K, before: path::Outcome) {
-        let decider = decider!(self);
-        let table = K::table_mut(&mut self.tables);
-        let Some(dest) = table.get_mut(&key) else {
-            return;
-        };
-        decider.decide(dest);
-        let changed = dest.outcome() != before;
-        if dest.paths.is_empty() {
-            table.remove(&key);
-        }
-        if changed {
-            self.queue_change(key.to_net(), &before);
-        }
-    }
-
-    /// Queues a prefix whose outcome changed for the dataplane and the export pass, once each.
-    fn queue_change(&mut self, net: IpNet, before: &path::Outcome) {
-        self.fib_dirty.insert(net);
-        let next = self.export_dirty.len() as u32;
-        let at = *self.export_seen.entry(net).or_insert(next);
-        if at == next {
-            self.export_dirty
-                .push((net, before.iter().map(|o| o.2).collect()));
-        } else {
-            // Remember every path id that may have been announced since the last pass.
-            let ids = &mut self.export_dirty[at as usize].1;
-            for o in before {
-                if !ids.contains(&o.2) {
-                    ids.push(o.2);
-                }
             }
         }
     }
 
     /// Re-runs the decision process for every prefix (after the next-hop resolver changed).
     pub fn redecide_all(&mut self) {
-        let v4: Vec<(V4Key, _)> = self
-            .tables
-            .v4
-            .iter()
-            .map(|(k, d)| (*k, d.outcome()))
-            .collect();
-        for (k, ids) in v4 {
-            self.settle(k, ids);
-        }
-        let v6: Vec<(V6Key, _)> = self
-            .tables
-            .v6
-            .iter()
-            .map(|(k, d)| (*k, d.outcome()))
-            .collect();
-        for (k, ids) in v6 {
-            self.settle(k, ids);
-        }
+        self.redecide::<V4Key>();
+        self.redecide::<V6Key>();
     }
 
-    /// The next batch of the change stream: each changed prefix once, in its current state.
-    pub fn take_fib_changes(&mut self, max: usize) -> Vec<RouteChange> {
-        let batch: Vec<IpNet> = self.fib_dirty.iter().take(max).copied().collect();
-        let mut out = Vec::with_capacity(batch.len());
-        for net in batch {
-            self.fib_dirty.remove(&net);
-            let route = self.dest(net).and_then(|d| {
-                let best = d.best()?;
-                Some(FibRoute {
-                    next_hops: if best.peer == LOCAL {
-                        Vec::new()
-                    } else {
-                        unique_next_hops(d)
-                    },
-                    local: best.peer == LOCAL,
-                    priority: best.attrs.priority,
-                })
-            });
-            out.push(RouteChange { prefix: net, route });
+    fn redecide<K: TableKey>(&mut self) {
+        let decider = decider!(self);
+        let queues = K::queues(&mut self.changes);
+        for (&key, dest) in K::table_mut(&mut self.tables).iter_mut() {
+            let before = dest.outcome();
+            let was_empty = dest.paths.is_empty();
+            decider.decide(dest);
+            // The paths are the same: no entry becomes empty.
+            queues.settle(key, dest, &before, was_empty);
         }
-        if self.fib_dirty.is_empty() {
-            // The burst is over: give back what it took.
-            self.fib_dirty.shrink_to(1024);
-        }
-        out
-    }
-
-    pub fn fib_changes_pending(&self) -> usize {
-        self.fib_dirty.len()
     }
 
     fn dest(&self, net: IpNet) -> Option<&Dest> {
@@ -689,77 +537,4 @@ impl Rib {
             IpNet::V6(n) => self.tables.v6.get(&V6Key::new(n)),
         }
     }
-
-    /// Every usable best route now (for a dataplane that starts, or resynchronises).
-    pub fn fib_snapshot(&self) -> Vec<RouteChange> {
-        let mut out = Vec::new();
-        let mut push = |net: IpNet, d: &Dest| {
-            if let Some(best) = d.best() {
-                out.push(RouteChange {
-                    prefix: net,
-                    route: Some(FibRoute {
-                        next_hops: if best.peer == LOCAL {
-                            Vec::new()
-                        } else {
-                            unique_next_hops(d)
-                        },
-                        local: best.peer == LOCAL,
-                        priority: best.attrs.priority,
-                    }),
-                });
-            }
-        };
-        for (k, d) in &self.tables.v4 {
-            push(k.to_net(), d);
-        }
-        for (k, d) in &self.tables.v6 {
-            push(k.to_net(), d);
-        }
-        out
-    }
-
-    /// Routes whose prefix lies within `within` (all routes for `None`), for status output.
-    pub fn routes(&self, within: Option<IpNet>) -> Vec<RouteView> {
-        let mut out = Vec::new();
-        let mut push = |net: IpNet, d: &Dest| {
-            if within.is_some_and(|w| !w.contains(&net)) {
-                return;
-            }
-            let paths = d
-                .paths
-                .iter()
-                .enumerate()
-                .map(|(i, p)| PathView {
-                    from: (p.peer != LOCAL)
-                        .then(|| self.peer(p.peer).map(|x| x.cfg.address))
-                        .flatten(),
-                    path_id: p.rx_path_id,
-                    attrs: p.attrs.clone(),
-                    best: i == 0 && d.ecmp > 0,
-                    multipath: i < usize::from(d.ecmp),
-                    stale: p.stale,
-                })
-                .collect();
-            out.push(RouteView { prefix: net, paths });
-        };
-        for (k, d) in &self.tables.v4 {
-            push(k.to_net(), d);
-        }
-        for (k, d) in &self.tables.v6 {
-            push(k.to_net(), d);
-        }
-        out
-    }
-}
-
-/// The next hops of a multipath group, each once, best first: two paths (say via two route
-/// reflectors) to the same next hop are one next hop to the dataplane.
-fn unique_next_hops(d: &Dest) -> Vec<IpAddr> {
-    let mut hops: Vec<IpAddr> = Vec::with_capacity(d.multipath().len());
-    for p in d.multipath() {
-        if !hops.contains(&p.attrs.next_hop) {
-            hops.push(p.attrs.next_hop);
-        }
-    }
-    hops
 }

@@ -67,9 +67,21 @@ pub struct Dest {
     pub paths: SmallVec<[Path; 1]>,
     /// Size of the multipath group; 0 when no path is usable.
     pub ecmp: u8,
+    /// Membership of the change queues (see `changes`): [`Dest::IN_FIB`], [`Dest::IN_GRAVEYARD`].
+    /// With `export_at`, it lives in what was padding: a `Dest` is no larger for it.
+    pub(crate) queued: u8,
+    /// Where the prefix is in the export queue, if it is there: only when the entry at this
+    /// position holds the same key (a position left over from an earlier pass points past the
+    /// end or at another prefix, as keys are unique in the queue).
+    pub(crate) export_at: u32,
 }
 
 impl Dest {
+    /// In the dataplane's change queue.
+    pub(crate) const IN_FIB: u8 = 1;
+    /// Empty, and listed for removal by the next export pass.
+    pub(crate) const IN_GRAVEYARD: u8 = 2;
+
     pub fn best(&self) -> Option<&Path> {
         self.multipath().first()
     }
@@ -93,6 +105,21 @@ impl Dest {
                 )
             })
             .collect()
+    }
+
+    /// Whether what the decision process chose is still `before` (as [`Dest::outcome`] was),
+    /// without building a new snapshot.
+    pub(crate) fn same_outcome(&self, before: &Outcome) -> bool {
+        let now = self.multipath();
+        now.len() == before.len()
+            && now.iter().zip(before).all(|(p, o)| {
+                (
+                    p.peer,
+                    p.rx_path_id,
+                    p.tx_path_id,
+                    Arc::as_ptr(&p.attrs) as usize,
+                ) == *o
+            })
     }
 
     /// The smallest transmit path id not in use.

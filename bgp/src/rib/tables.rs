@@ -1,5 +1,7 @@
-//! The Loc-RIB tables, one ordered map per family, and generic access to them.
+//! The Loc-RIB tables, one ordered map per family, and generic access to them and to their
+//! change queues.
 
+use super::changes::{Changes, Queues};
 use super::path::{Dest, PrefixKey, V4Key, V6Key};
 use std::collections::BTreeMap;
 
@@ -9,10 +11,11 @@ pub(crate) struct Tables {
     pub v6: BTreeMap<V6Key, Dest>,
 }
 
-/// A key type together with its table.
+/// A key type together with its table and its change queues.
 pub(crate) trait TableKey: PrefixKey {
     fn table(t: &Tables) -> &BTreeMap<Self, Dest>;
     fn table_mut(t: &mut Tables) -> &mut BTreeMap<Self, Dest>;
+    fn queues(c: &mut Changes) -> &mut Queues<Self>;
 }
 
 impl TableKey for V4Key {
@@ -21,6 +24,9 @@ impl TableKey for V4Key {
     }
     fn table_mut(t: &mut Tables) -> &mut BTreeMap<Self, Dest> {
         &mut t.v4
+    }
+    fn queues(c: &mut Changes) -> &mut Queues<Self> {
+        &mut c.v4
     }
 }
 
@@ -31,9 +37,13 @@ impl TableKey for V6Key {
     fn table_mut(t: &mut Tables) -> &mut BTreeMap<Self, Dest> {
         &mut t.v6
     }
+    fn queues(c: &mut Changes) -> &mut Queues<Self> {
+        &mut c.v6
+    }
 }
 
 impl Tables {
+    /// Entries, empty ones kept for the change queues included.
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
