@@ -4,7 +4,7 @@
 
 use super::Rib;
 use super::export::OutRoute;
-use super::changes::OldIds;
+use super::changes::ExportBatch;
 use super::path::{Dest, PeerId, PrefixKey, V4Key, V6Key};
 use super::tables::TableKey;
 use crate::wire::{EncodeError, Family, MpNlri, NextHop, Nlri, Update, pack};
@@ -127,8 +127,8 @@ fn walk_step<K: TableKey>(
 }
 
 /// Adds changed prefixes to a peer's pending set, except those its table walk will visit.
-fn hand_over<K: PrefixKey>(out: &mut AdjRibOut, dirty: &[(K, OldIds)]) {
-    for (key, old_ids) in dirty {
+fn hand_over<K: PrefixKey>(out: &mut AdjRibOut, dirty: &ExportBatch<K>) {
+    for (key, old_ids) in dirty.iter() {
         let net = key.to_net();
         if out.covered(net) {
             continue;

@@ -81,14 +81,35 @@ fn tie_break(a: &Path, b: &Path, facts: &impl Fn(PeerId) -> PeerFacts) -> Orderi
 /// Candidate indices; a prefix rarely has more paths than this.
 type Cands = SmallVec<[usize; 16]>;
 
-/// Keeps the candidates (indices) for which `key` is minimal.
+/// Keeps the candidates (indices) for which `key` is minimal, in their order, in one pass
+/// (each key computed once).
 fn keep_min<K: Ord>(cands: &mut Cands, key: impl Fn(usize) -> K) {
-    if cands.len() < 2 {
+    let s = cands.as_mut_slice();
+    let Some(&first) = s.first() else {
+        return;
+    };
+    if s.len() < 2 {
         return;
     }
-    if let Some(min) = cands.iter().map(|&i| key(i)).min() {
-        cands.retain(|i| key(*i) == min);
+    let mut min = key(first);
+    let mut kept = 1;
+    for x in 1..s.len() {
+        let i = s[x];
+        let k = key(i);
+        match k.cmp(&min) {
+            Ordering::Less => {
+                min = k;
+                s[0] = i;
+                kept = 1;
+            }
+            Ordering::Equal => {
+                s[kept] = i;
+                kept += 1;
+            }
+            Ordering::Greater => {}
+        }
     }
+    cands.truncate(kept);
 }
 
 /// Runs the decision process on `dest` and reorders its paths (multipath group first, best at
@@ -105,11 +126,11 @@ pub fn decide(
         dest.ecmp = u8::from(igp_cost(&dest.paths[0]).is_some());
         return;
     }
-    let paths = &dest.paths;
+    let paths: &[Path] = &dest.paths;
     let n = paths.len();
-    let mut keys: SmallVec<[Key; 16]> = SmallVec::with_capacity(n);
+    let mut key_buf: SmallVec<[Key; 16]> = SmallVec::with_capacity(n);
     for p in paths {
-        keys.push(Key {
+        key_buf.push(Key {
             cost: igp_cost(p),
             local_pref: p.attrs.local_pref(),
             route_len: u32::try_from(route_len(p)).unwrap_or(u32::MAX),
@@ -120,6 +141,7 @@ pub fn decide(
             ibgp: p.peer != LOCAL && !facts(p.peer).ebgp,
         });
     }
+    let keys: &[Key] = &key_buf;
     let mut c: Cands = (0..n).filter(|&i| keys[i].cost.is_some()).collect();
     // Steps 1 to 4 in one pass: keeping the minimum of each key in turn keeps the paths whose
     // keys, in that order, are the least.
@@ -135,13 +157,25 @@ pub fn decide(
     // Step 5 compares MED only within a neighbouring AS: drop every path beaten by one from
     // the same AS.
     if c.len() > 1 {
-        let snapshot = c.clone();
-        c.retain(|i| {
-            let (asn, m) = (keys[*i].neighbour_as, keys[*i].med);
-            !snapshot
+        let s = c.as_mut_slice();
+        let mut beaten = Bits::new(s.len());
+        for (x, &i) in s.iter().enumerate() {
+            let (asn, m) = (keys[i].neighbour_as, keys[i].med);
+            if s
                 .iter()
                 .any(|&j| keys[j].neighbour_as == asn && keys[j].med < m)
-        });
+            {
+                beaten.set(x);
+            }
+        }
+        let mut kept = 0;
+        for x in 0..s.len() {
+            if !beaten.get(x) {
+                s[kept] = s[x];
+                kept += 1;
+            }
+        }
+        c.truncate(kept);
     }
     // Steps 6 and 7 likewise.
     keep_min(&mut c, |i| (keys[i].ibgp, keys[i].cost));

@@ -40,8 +40,58 @@ pub struct RouteChange {
     pub route: Option<FibRoute>,
 }
 
-/// The transmit path ids that may have been announced for a prefix before its change.
-pub(crate) type OldIds = SmallVec<[u32; 2]>;
+/// The transmit path ids that may have been announced for a prefix before its change, in the
+/// order they were met: up to two in place (transmit ids start at 1, so 0 is none); more in
+/// the queue's spill list, whose index the second slot then holds, after [`OldIds::SPILLED`].
+/// Eight bytes, so an IPv4 entry of the export queue is sixteen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct OldIds([u32; 2]);
+
+impl OldIds {
+    /// Not a transmit id: a prefix has far fewer paths.
+    const SPILLED: u32 = u32::MAX;
+
+    fn add(&mut self, id: u32, spill: &mut Vec<SmallVec<[u32; 4]>>) {
+        match self.0 {
+            [Self::SPILLED, at] => {
+                let ids = &mut spill[at as usize];
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            [a, b] if a == id || b == id => {}
+            [0, _] => self.0[0] = id,
+            [_, 0] => self.0[1] = id,
+            [a, b] => {
+                self.0 = [Self::SPILLED, spill.len() as u32];
+                spill.push(SmallVec::from_slice(&[a, b, id]));
+            }
+        }
+    }
+
+    fn ids<'a>(&'a self, spill: &'a [SmallVec<[u32; 4]>]) -> &'a [u32] {
+        match &self.0 {
+            [Self::SPILLED, at] => &spill[*at as usize],
+            [0, _] => &[],
+            [_, 0] => &self.0[..1],
+            all => all,
+        }
+    }
+}
+
+/// What the export pass takes from the queue of one family: each changed prefix once, with
+/// the transmit ids that may have been announced for it.
+#[derive(Debug)]
+pub(crate) struct ExportBatch<K> {
+    entries: Vec<(K, OldIds)>,
+    spill: Vec<SmallVec<[u32; 4]>>,
+}
+
+impl<K: Copy> ExportBatch<K> {
+    pub fn iter(&self) -> impl Iterator<Item = (K, &[u32])> {
+        self.entries.iter().map(|(k, ids)| (*k, ids.ids(&self.spill)))
+    }
+}
 
 /// The change queues of one family.
 #[derive(Debug)]
@@ -51,6 +101,8 @@ pub(crate) struct Queues<K> {
     /// For the export pass, with the transmit path ids that may have been announced since the
     /// last pass.
     export: Vec<(K, OldIds)>,
+    /// Where the ids of export entries with more than two of them are.
+    spill: Vec<SmallVec<[u32; 4]>>,
     /// Empty entries in the export queue, for the pass to remove (unless the dataplane queue
     /// still holds them: it removes them then).
     graveyard: Vec<K>,
@@ -63,6 +115,7 @@ impl<K> Default for Queues<K> {
         Queues {
             fib: VecDeque::new(),
             export: Vec::new(),
+            spill: Vec::new(),
             graveyard: Vec::new(),
             empty: 0,
         }
@@ -109,14 +162,16 @@ impl<K: PrefixKey> Queues<K> {
             // peer in its table walk is sent the table as it is).
             let ids = &mut self.export[dest.export_at as usize].1;
             for o in before {
-                if !ids.contains(&o.2) {
-                    ids.push(o.2);
-                }
+                ids.add(o.2, &mut self.spill);
             }
         } else {
             // Keys are unique in the queue, which the table bounds: the position fits.
             dest.export_at = self.export.len() as u32;
-            self.export.push((key, before.iter().map(|o| o.2).collect()));
+            let mut ids = OldIds::default();
+            for o in before {
+                ids.add(o.2, &mut self.spill);
+            }
+            self.export.push((key, ids));
         }
     }
 
@@ -186,8 +241,11 @@ impl<K: PrefixKey> Queues<K> {
 
     /// Empties the export queue, which ends every membership of it, and removes the empty
     /// entries no queue holds any more.
-    pub fn take_export(&mut self, table: &mut BTreeMap<K, Dest>) -> Vec<(K, OldIds)> {
-        let dirty = std::mem::take(&mut self.export);
+    pub fn take_export(&mut self, table: &mut BTreeMap<K, Dest>) -> ExportBatch<K> {
+        let dirty = ExportBatch {
+            entries: std::mem::take(&mut self.export),
+            spill: std::mem::take(&mut self.spill),
+        };
         for key in std::mem::take(&mut self.graveyard) {
             if let Entry::Occupied(mut o) = table.entry(key) {
                 let dest = o.get_mut();
@@ -313,5 +371,33 @@ impl Rib {
 
     pub(crate) fn empty_entries(&self) -> usize {
         self.changes.empty_entries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_ids_keep_each_id_once_in_order() {
+        let mut spill = Vec::new();
+        let mut a = OldIds::default();
+        assert_eq!(a.ids(&spill), &[] as &[u32]);
+        for id in [3, 3, 1] {
+            a.add(id, &mut spill);
+        }
+        assert_eq!(a.ids(&spill), &[3, 1]);
+        assert!(spill.is_empty());
+        let mut b = OldIds::default();
+        for id in [2, 5, 2, 7, 5, 9] {
+            b.add(id, &mut spill);
+        }
+        assert_eq!(b.ids(&spill), &[2, 5, 7, 9]);
+        a.add(4, &mut spill);
+        assert_eq!(a.ids(&spill), &[3, 1, 4]);
+        assert_eq!(b.ids(&spill), &[2, 5, 7, 9]);
+        let mut c = OldIds::default();
+        c.add(6, &mut spill);
+        assert_eq!(c.ids(&spill), &[6]);
     }
 }
