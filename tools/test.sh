@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers and tools the integration tests use (Debian packages).
-PACKAGES=(bird2 gobgpd frr exabgp etcd-server etcd-client iproute2 iputils-ping tcpdump qemu-system-x86 busybox-static)
+PACKAGES=(bird2 gobgpd frr exabgp etcd-server etcd-client openssl iproute2 iputils-ping tcpdump qemu-system-x86 busybox-static)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -249,9 +249,12 @@ pub fn apply(nat: &NatOutgoing, netns: Option<&str>) -> Result<(), NatError> {
 /// Makes the kernel hold the table for `nat` (or none), knowing nothing of what it holds:
 /// reads the table and writes only when it differs. Returns whether it wrote.
 pub fn sync(nat: &NatOutgoing, netns: Option<&str>) -> Result<bool, NatError> {
-    let same = match read(netns)? {
-        None => !needed(nat),
-        Some(listing) => holds(listing, nat),
+    let same = match read(netns) {
+        Ok(None) => !needed(nat),
+        Ok(Some(listing)) => holds(listing, nat),
+        // Without nft there can be no table of ours; a node that masquerades nothing needs none.
+        Err(NatError::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound && !needed(nat) => true,
+        Err(e) => return Err(e),
     };
     if same {
         return Ok(false);

@@ -15,6 +15,9 @@
 //! - `/tortie/v1/liveness/<node>`: a node's liveness (an etcd lease; a heartbeat time in the
 //!   embedded store).
 
+pub mod embedded;
+pub mod etcd;
+
 use async_trait::async_trait;
 use std::time::Duration;
 
