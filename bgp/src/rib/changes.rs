@@ -11,8 +11,9 @@
 //! A prefix whose last path goes while it is queued keeps its (empty) entry in the table until
 //! both queues are done with it: it cannot come back as a fresh entry and be queued twice, and
 //! the queues hold only keys of entries that exist. Empty entries are invisible to every query
-//! (counts, status, table walks); the dataplane queue removes one when it takes it, the export
-//! pass removes those it was the last to hold (its `graveyard`).
+//! (counts, status, table walks). Whichever queue is the last to let go of one removes it:
+//! the dataplane queue when it takes it after the export pass, the export pass otherwise,
+//! through its `graveyard`, the list of the empty entries only it still holds.
 
 use super::path::{Dest, LOCAL, Outcome, PrefixKey, V4Key, V6Key};
 use super::tables::TableKey;
@@ -103,8 +104,7 @@ pub(crate) struct Queues<K> {
     export: Vec<(K, OldIds)>,
     /// Where the ids of export entries with more than two of them are.
     spill: Vec<SmallVec<[u32; 4]>>,
-    /// Empty entries in the export queue, for the pass to remove (unless the dataplane queue
-    /// still holds them: it removes them then).
+    /// Empty entries that only the export queue holds, for the pass to remove.
     graveyard: Vec<K>,
     /// Empty entries in the table (each queued somewhere).
     empty: usize,
@@ -186,20 +186,26 @@ impl<K: PrefixKey> Queues<K> {
         }
         match (was_empty, dest.paths.is_empty()) {
             (false, true) => {
-                let in_export = self.in_export(key, dest);
-                if !in_export && dest.queued & Dest::IN_FIB == 0 {
-                    return true;
+                if dest.queued & Dest::IN_FIB == 0 {
+                    if !self.in_export(key, dest) {
+                        return true;
+                    }
+                    self.bury(key, dest);
                 }
                 self.empty += 1;
-                if in_export && dest.queued & Dest::IN_GRAVEYARD == 0 {
-                    dest.queued |= Dest::IN_GRAVEYARD;
-                    self.graveyard.push(key);
-                }
             }
             (true, false) => self.empty -= 1,
             _ => {}
         }
         false
+    }
+
+    /// Leaves an empty entry that only the export queue holds to the export pass.
+    fn bury(&mut self, key: K, dest: &mut Dest) {
+        if dest.queued & Dest::IN_GRAVEYARD == 0 {
+            dest.queued |= Dest::IN_GRAVEYARD;
+            self.graveyard.push(key);
+        }
     }
 
     /// Moves up to `max` changes (counting what `out` holds) from the dataplane queue to `out`,
@@ -219,9 +225,13 @@ impl<K: PrefixKey> Queues<K> {
                     let dest = o.get_mut();
                     dest.queued &= !Dest::IN_FIB;
                     let route = fib_route(dest);
-                    if dest.paths.is_empty() && !self.in_export(key, dest) {
-                        o.remove();
-                        self.empty -= 1;
+                    if dest.paths.is_empty() {
+                        if self.in_export(key, dest) {
+                            self.bury(key, dest);
+                        } else {
+                            o.remove();
+                            self.empty -= 1;
+                        }
                     }
                     route
                 }
@@ -353,8 +363,8 @@ impl<K: PrefixKey + std::hash::Hash> Queues<K> {
             if d.paths.is_empty() {
                 empty += 1;
                 assert!(fib.contains(k) || export.contains(k), "{k:?}: empty, in no queue");
-                if export.contains(k) {
-                    assert!(graveyard.contains(k), "{k:?}: empty, exported, not in graveyard");
+                if export.contains(k) && !fib.contains(k) {
+                    assert!(graveyard.contains(k), "{k:?}: only exported, not in graveyard");
                 }
             }
         }
