@@ -51,7 +51,12 @@ fn sources_mtime() -> SystemTime {
     }
     let mut newest = SystemTime::UNIX_EPOCH;
     let m = manifest_dir();
-    for p in [m.join("src"), m.join("tests").join(INNER), m.join("Cargo.toml"), m.join("../Cargo.lock")] {
+    for p in [
+        m.join("src"),
+        m.join("tests").join(INNER),
+        m.join("Cargo.toml"),
+        m.join("../Cargo.lock"),
+    ] {
         walk(&p, &mut newest);
     }
     newest
@@ -66,7 +71,9 @@ fn newest_inner(dir: &Path) -> Option<(PathBuf, SystemTime)> {
         .filter(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name.strip_prefix(INNER).and_then(|r| r.strip_prefix('-')).is_some_and(|h| !h.contains('.'))
+            name.strip_prefix(INNER)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|h| !h.contains('.'))
         })
         .filter_map(|e| {
             let md = e.metadata().ok()?;
@@ -80,20 +87,36 @@ fn newest_inner(dir: &Path) -> Option<(PathBuf, SystemTime)> {
 fn build_inner(deps: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
     let profile_dir = deps.parent().expect("deps dir has a parent");
-    let profile = profile_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let profile = profile_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let above = profile_dir.parent().unwrap();
     // target/<profile>/deps, or target/<triple>/<profile>/deps when built with --target.
-    let (target_dir, triple) = if above.join("CACHEDIR.TAG").exists() || above.join(".rustc_info.json").exists() {
-        (above.to_path_buf(), None)
-    } else {
-        (above.parent().unwrap().to_path_buf(), Some(above.file_name().unwrap().to_string_lossy().into_owned()))
-    };
+    let (target_dir, triple) =
+        if above.join("CACHEDIR.TAG").exists() || above.join(".rustc_info.json").exists() {
+            (above.to_path_buf(), None)
+        } else {
+            (
+                above.parent().unwrap().to_path_buf(),
+                Some(above.file_name().unwrap().to_string_lossy().into_owned()),
+            )
+        };
     let mut cmd = Command::new(cargo);
-    cmd.args(["test", "--no-run", "--message-format=json-render-diagnostics", "-p", "tortie-felix", "--test", INNER])
-        .arg("--manifest-path")
-        .arg(manifest_dir().join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
+    cmd.args([
+        "test",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+        "-p",
+        "tortie-felix",
+        "--test",
+        INNER,
+    ])
+    .arg("--manifest-path")
+    .arg(manifest_dir().join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target_dir);
     match profile.as_str() {
         "debug" => {}
         "release" => {
@@ -108,7 +131,11 @@ fn build_inner(deps: &Path) -> PathBuf {
     }
     say(&format!("vm: building the {INNER} test binary: {cmd:?}"));
     let out = cmd.stderr(Stdio::inherit()).output().expect("run cargo");
-    assert!(out.status.success(), "building {INNER} failed ({})", out.status);
+    assert!(
+        out.status.success(),
+        "building {INNER} failed ({})",
+        out.status
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -127,7 +154,10 @@ fn inner_binary() -> PathBuf {
         Some((bin, built)) if built >= sources_mtime() => bin,
         found => {
             if let Some((bin, _)) = found {
-                say(&format!("vm: {} is older than the felix sources", bin.display()));
+                say(&format!(
+                    "vm: {} is older than the felix sources",
+                    bin.display()
+                ));
             }
             build_inner(deps)
         }
@@ -139,9 +169,14 @@ fn inner_tests_pass_in_a_vm() {
     let repo = manifest_dir().parent().expect("felix is in the workspace");
     let vmrun = repo.join("tools/vmrun/vmrun.sh");
 
-    let check = Command::new(&vmrun).arg("--check").output().expect("run vmrun.sh --check");
+    let check = Command::new(&vmrun)
+        .arg("--check")
+        .output()
+        .expect("run vmrun.sh --check");
     if !check.status.success() {
-        let reason = String::from_utf8_lossy(&check.stderr).trim().replace('\n', "; ");
+        let reason = String::from_utf8_lossy(&check.stderr)
+            .trim()
+            .replace('\n', "; ");
         if required() {
             panic!("no VM can be started here, and CI/VMTEST_REQUIRE needs one: {reason}");
         }
@@ -153,7 +188,9 @@ fn inner_tests_pass_in_a_vm() {
     say(&format!("vm: running {} in a VM", inner.display()));
     let start = Instant::now();
     let mut cmd = Command::new(&vmrun);
-    cmd.arg(&inner).arg("--test-threads=1").env("VMTEST_IN_VM", "1");
+    cmd.arg(&inner)
+        .arg("--test-threads=1")
+        .env("VMTEST_IN_VM", "1");
     if std::env::var_os("VMRUN_CACHE").is_none() && std::env::var_os("CARGO_TARGET_DIR").is_none() {
         // vmrun.sh's default is <repo>/target/vmrun-cache; follow this build's target dir instead.
         if let Some(target) = inner.ancestors().find(|a| a.join("CACHEDIR.TAG").exists()) {
@@ -171,7 +208,9 @@ fn inner_tests_pass_in_a_vm() {
         std::thread::spawn(move || {
             let mut tail = Vec::new();
             for line in BufReader::new(r).split(b'\n').map_while(Result::ok) {
-                let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                let line = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
                 say(&format!("[vm] {line}"));
                 tail.push(line);
             }
@@ -182,7 +221,10 @@ fn inner_tests_pass_in_a_vm() {
     let err = pump(Box::new(child.stderr.take().unwrap()));
     let status = child.wait().expect("wait for vmrun.sh");
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    say(&format!("vm: done in {:.1} s: {status}", start.elapsed().as_secs_f64()));
+    say(&format!(
+        "vm: done in {:.1} s: {status}",
+        start.elapsed().as_secs_f64()
+    ));
     assert!(
         out.iter().any(|l| l.starts_with("test result: ok.")) || !status.success(),
         "the VM exited 0 but printed no libtest result"
