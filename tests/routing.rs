@@ -4,7 +4,7 @@
 //! test, on addresses of its loopback.
 
 mod support;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use support::tortie::Tortie;
 use support::*;

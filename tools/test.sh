@@ -27,6 +27,15 @@ echo "tools/test.sh: peers: $(bird --version 2>&1 | head -1); $(gobgpd --version
 
 # One build of every target in the dev profile, then the tests. Benches run once each in test
 # mode, which keeps them compiling and exercised without timing anything.
+# No system protoc: a `protoc` that fails shadows any on PATH and PROTOC is unset, so the build
+# uses the vendored one (.cargo/config.toml -> tools/protoc), as on a fresh machine. A change
+# that needs a system protoc fails here instead of on a user's machine.
+noprotoc="$(mktemp -d)"
+trap 'rm -rf "$noprotoc"' EXIT
+printf '#!/bin/sh\necho "system protoc called ($*): the build must use the vendored one (tools/protoc)" >&2\nexit 127\n' >"$noprotoc/protoc"
+chmod +x "$noprotoc/protoc"
+export PATH="$noprotoc:$PATH"
+unset PROTOC
 cargo build --workspace --all-targets --locked
 RUST_TEST_THREADS="${TEST_THREADS:-2}" cargo test --workspace --all-targets --locked
 

@@ -25,10 +25,10 @@ pub mod view;
 
 pub use affinity::AffinityRelease;
 pub use allocator::{AllocRequest, Allocation, Allocator, IpamConfig};
-pub use release::{ReleaseOptions, ReleaseReport};
 pub use block::{Affinity, AffinityState, AllocAttrs, Block, Kind, TunnelType};
 pub use handle::Handle;
 pub use pool::{AllowedUse, EncapMode, Family, Pool, PoolError, PoolSpec};
+pub use release::{ReleaseOptions, ReleaseReport};
 
 use store::StoreError;
 
