@@ -585,7 +585,12 @@ fn times(case: &str) -> Option<(Duration, Duration, Duration, usize)> {
     let mut cpu: Vec<Duration> = runs.iter().map(|r| r.1).collect();
     wall.sort();
     cpu.sort();
-    Some((*wall.get(wall.len() / 2)?, wall[0], cpu[cpu.len() / 2], wall.len()))
+    Some((
+        *wall.get(wall.len() / 2)?,
+        wall[0],
+        cpu[cpu.len() / 2],
+        wall.len(),
+    ))
 }
 
 fn table(inputs: &[Input]) {

@@ -3,8 +3,8 @@
 //! take them, packing every prefix that shares attributes into one message.
 
 use super::Rib;
-use super::export::OutRoute;
 use super::changes::ExportBatch;
+use super::export::OutRoute;
 use super::path::{Dest, PeerId, PrefixKey, V4Key, V6Key};
 use super::tables::TableKey;
 use crate::wire::{EncodeError, Family, MpNlri, NextHop, Nlri, Update, pack};

@@ -161,8 +161,7 @@ pub fn decide(
         let mut beaten = Bits::new(s.len());
         for (x, &i) in s.iter().enumerate() {
             let (asn, m) = (keys[i].neighbour_as, keys[i].med);
-            if s
-                .iter()
+            if s.iter()
                 .any(|&j| keys[j].neighbour_as == asn && keys[j].med < m)
             {
                 beaten.set(x);

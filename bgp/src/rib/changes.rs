@@ -15,9 +15,9 @@
 //! the dataplane queue when it takes it after the export pass, the export pass otherwise,
 //! through its `graveyard`, the list of the empty entries only it still holds.
 
+use super::Rib;
 use super::path::{Dest, LOCAL, Outcome, PrefixKey, V4Key, V6Key};
 use super::tables::TableKey;
-use super::Rib;
 use ipnet::IpNet;
 use smallvec::SmallVec;
 use std::collections::btree_map::Entry;
@@ -90,7 +90,9 @@ pub(crate) struct ExportBatch<K> {
 
 impl<K: Copy> ExportBatch<K> {
     pub fn iter(&self) -> impl Iterator<Item = (K, &[u32])> {
-        self.entries.iter().map(|(k, ids)| (*k, ids.ids(&self.spill)))
+        self.entries
+            .iter()
+            .map(|(k, ids)| (*k, ids.ids(&self.spill)))
     }
 }
 
@@ -210,12 +212,7 @@ impl<K: PrefixKey> Queues<K> {
 
     /// Moves up to `max` changes (counting what `out` holds) from the dataplane queue to `out`,
     /// in their current state.
-    fn take_fib(
-        &mut self,
-        table: &mut BTreeMap<K, Dest>,
-        max: usize,
-        out: &mut Vec<RouteChange>,
-    ) {
+    fn take_fib(&mut self, table: &mut BTreeMap<K, Dest>, max: usize, out: &mut Vec<RouteChange>) {
         while out.len() < max {
             let Some(key) = self.fib.pop_front() else {
                 break;
@@ -340,11 +337,23 @@ impl<K: PrefixKey + std::hash::Hash> Queues<K> {
     pub(crate) fn check(&self, table: &BTreeMap<K, Dest>) {
         use std::collections::HashSet;
         let fib: HashSet<K> = self.fib.iter().copied().collect();
-        assert_eq!(fib.len(), self.fib.len(), "a prefix twice in the dataplane queue");
+        assert_eq!(
+            fib.len(),
+            self.fib.len(),
+            "a prefix twice in the dataplane queue"
+        );
         let export: HashSet<K> = self.export.iter().map(|e| e.0).collect();
-        assert_eq!(export.len(), self.export.len(), "a prefix twice in the export queue");
+        assert_eq!(
+            export.len(),
+            self.export.len(),
+            "a prefix twice in the export queue"
+        );
         let graveyard: HashSet<K> = self.graveyard.iter().copied().collect();
-        assert_eq!(graveyard.len(), self.graveyard.len(), "a prefix twice in the graveyard");
+        assert_eq!(
+            graveyard.len(),
+            self.graveyard.len(),
+            "a prefix twice in the graveyard"
+        );
         for (i, (k, _)) in self.export.iter().enumerate() {
             let d = table.get(k).expect("an exported key without its entry");
             assert_eq!(d.export_at as usize, i, "{k:?}: wrong position");
@@ -355,16 +364,30 @@ impl<K: PrefixKey + std::hash::Hash> Queues<K> {
         }
         let mut empty = 0;
         for (k, d) in table {
-            assert_eq!(d.queued & Dest::IN_FIB != 0, fib.contains(k), "{k:?}: dataplane flag");
-            assert_eq!(self.in_export(*k, d), export.contains(k), "{k:?}: export position");
+            assert_eq!(
+                d.queued & Dest::IN_FIB != 0,
+                fib.contains(k),
+                "{k:?}: dataplane flag"
+            );
+            assert_eq!(
+                self.in_export(*k, d),
+                export.contains(k),
+                "{k:?}: export position"
+            );
             if d.queued & Dest::IN_GRAVEYARD != 0 {
                 assert!(graveyard.contains(k), "{k:?}: graveyard flag");
             }
             if d.paths.is_empty() {
                 empty += 1;
-                assert!(fib.contains(k) || export.contains(k), "{k:?}: empty, in no queue");
+                assert!(
+                    fib.contains(k) || export.contains(k),
+                    "{k:?}: empty, in no queue"
+                );
                 if export.contains(k) && !fib.contains(k) {
-                    assert!(graveyard.contains(k), "{k:?}: only exported, not in graveyard");
+                    assert!(
+                        graveyard.contains(k),
+                        "{k:?}: only exported, not in graveyard"
+                    );
                 }
             }
         }

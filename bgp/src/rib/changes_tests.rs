@@ -27,10 +27,16 @@ enum Op {
         path_id: u32,
     },
     /// This node's own IPv6 prefix.
-    Local { prefix: usize, on: bool },
+    Local {
+        prefix: usize,
+        on: bool,
+    },
     TakeFib(usize),
     ExportPass,
-    TakeUpdates { listener: usize, max: usize },
+    TakeUpdates {
+        listener: usize,
+        max: usize,
+    },
     /// The session of an announcing peer goes down (its paths go) and comes back.
     Bounce(usize),
     /// A listener's session goes down and comes back (a table walk).
@@ -74,7 +80,11 @@ fn session(bgp_id: u8, add_path: bool) -> SessionInfo {
         families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
         tx: Ctx {
             as4: true,
-            add_path: if add_path { AddPath::ALL } else { AddPath::default() },
+            add_path: if add_path {
+                AddPath::ALL
+            } else {
+                AddPath::default()
+            },
             ..Ctx::default()
         },
         local_address: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
@@ -243,7 +253,11 @@ impl Lab {
             }
         }
         self.rib.check_queues();
-        assert_eq!(self.rib.empty_entries(), 0, "empty entries left after draining");
+        assert_eq!(
+            self.rib.empty_entries(),
+            0,
+            "empty entries left after draining"
+        );
 
         let snapshot: BTreeMap<IpNet, FibRoute> = self
             .rib
