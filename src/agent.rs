@@ -60,6 +60,9 @@ pub struct Args {
     /// (graceful restart R bit, RFC 4724) so its peers send their routes at once.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/tortie")]
     state_dir: PathBuf,
+    /// The gRPC API's unix socket (mode 0600; its directory is created).
+    #[arg(long, value_name = "PATH", default_value = "/run/tortie/tortie.sock")]
+    api_socket: PathBuf,
     /// Found the marker of a run that did not stop cleanly.
     #[arg(skip)]
     restarted: bool,
@@ -101,6 +104,8 @@ pub enum StartError {
     Peer { peer: IpAddr, what: String },
     #[error("BGP filters: {0}")]
     Policy(String),
+    #[error("API: {0}")]
+    Api(String),
     #[error("BGP speaker: {0}")]
     Speaker(#[from] tortie_bgp::speaker::SpeakerError),
 }
@@ -308,6 +313,16 @@ async fn serve(plan: Plan, args: Args) -> Result<(), StartError> {
     if !args.originate.is_empty() {
         speaker.originate(args.originate.clone()).await?;
     }
+    let api = crate::api::serve(
+        args.api_socket.clone(),
+        crate::api::ApiState {
+            node: args.node.clone(),
+            speaker: speaker.clone(),
+            started: std::time::SystemTime::now(),
+        },
+    )
+    .await
+    .map_err(|e| StartError::Api(e.to_string()))?;
     if let Some(path) = &args.status_file {
         tokio::spawn(status_file::keep_writing(
             speaker.clone(),
@@ -320,6 +335,7 @@ async fn serve(plan: Plan, args: Args) -> Result<(), StartError> {
     speaker
         .shutdown(Some("tortie agent stopping".into()))
         .await?;
+    api.stop().await;
     let _ = std::fs::remove_file(running_marker(&args));
     Ok(())
 }

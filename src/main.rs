@@ -1,6 +1,7 @@
 //! The `tortie` binary: the node agent and the commands operators run beside it.
 
 mod agent;
+mod api;
 mod config;
 mod decode;
 mod status_file;

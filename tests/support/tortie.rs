@@ -66,6 +66,11 @@ impl Tortie {
         t
     }
 
+    /// The agent's API socket, in its own directory.
+    pub fn api_socket(&self) -> PathBuf {
+        self.dir.join("api").join("tortie.sock")
+    }
+
     pub fn status_path(&self) -> PathBuf {
         self.dir.join("status.json")
     }
@@ -176,6 +181,8 @@ impl Tortie {
             .arg(self.dir.join("state"))
             .arg("--status-file")
             .arg(self.status_path())
+            .arg("--api-socket")
+            .arg(self.api_socket())
             .args(["--hold-time", &hold.to_string(), "--connect-retry", "1"])
             .args(&self.extra_args)
             .env("RUST_LOG", "info,tortie_bgp=debug");
