@@ -78,7 +78,7 @@ pub static FIELDS: &[FieldEntry] = &[
     acted(Cfg, "spec.asNumber"),
     acted(Cfg, "spec.listenPort"),
     acted(Cfg, "spec.nodeToNodeMeshEnabled"),
-    acted(Cfg, "spec.bindMode"), // the agent's listening sockets (src/agent.rs)
+    acted(Cfg, "spec.bindMode"), // the agent's listening sockets (src/agent/plan.rs)
     later(Cfg, "spec.logSeverityScreen"),
     later(Cfg, "spec.serviceClusterIPs"),
     later(Cfg, "spec.serviceExternalIPs"),
@@ -115,11 +115,11 @@ pub static FIELDS: &[FieldEntry] = &[
     // IPPool
     acted(Pool, "spec.cidr"),
     acted(Pool, "spec.blockSize"),
-    later(Pool, "spec.ipipMode"),
-    later(Pool, "spec.vxlanMode"),
-    later(Pool, "spec.natOutgoing"),
-    later(Pool, "spec.disabled"),
-    later(Pool, "spec.disableBGPExport"),
+    acted(Pool, "spec.ipipMode"),
+    acted(Pool, "spec.vxlanMode"),
+    acted(Pool, "spec.natOutgoing"),
+    acted(Pool, "spec.disabled"),
+    acted(Pool, "spec.disableBGPExport"),
     later(Pool, "spec.nodeSelector"),
     later(Pool, "spec.allowedUses"),
     later(Pool, "spec.assignmentMode"),

@@ -72,6 +72,14 @@ impl ConnIo {
     }
 }
 
+impl Drop for ConnIo {
+    /// A peer task that goes away (aborted by [`super::Speaker::stop_for_restart`]) takes its
+    /// reader with it; the writer ends with its channel and shuts the socket down.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 async fn write_loop(
     mut w: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Bytes>,

@@ -42,7 +42,7 @@ pub struct NextHopSelf {
 }
 
 /// How routes to and from one peer are treated (see [`crate::rib::RibPeer`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PeerRouting {
     pub rr_client: bool,
     pub next_hop_mode: NextHopMode,
@@ -67,7 +67,7 @@ pub struct ReceivedRoute {
 }
 
 /// One peer: the session's configuration plus how to reach it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeerSpec {
     /// For logs and status, e.g. the node name or the BGPPeer name.
     pub name: String,
@@ -175,6 +175,11 @@ pub enum SpeakerEvent {
         peer: IpAddr,
         update_count: usize,
     },
+    /// The peer sent its End-of-RIB for `family` (RFC 4724 section 2): its initial table is in.
+    EndOfRib {
+        peer: IpAddr,
+        family: Family,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +204,7 @@ enum Command {
     SetRouting(IpAddr, PeerRouting, oneshot::Sender<bool>),
     Accepted(TcpStream, SocketAddr),
     Shutdown(Option<String>, oneshot::Sender<()>),
+    Abandon(oneshot::Sender<()>),
 }
 
 /// A handle on a running speaker; cheap to clone.
@@ -329,6 +335,13 @@ impl Speaker {
             .send(Command::Refresh(peer, family))
             .await
             .map_err(|_| SpeakerError::Stopped)
+    }
+
+    /// Stops the router and drops every connection without a NOTIFICATION, as a crash would
+    /// but at once: peers that negotiated graceful restart keep this node's routes until it is
+    /// back (or their restart timer runs out). What an agent does on SIGTERM.
+    pub async fn stop_for_restart(&self) -> Result<(), SpeakerError> {
+        self.ask(Command::Abandon).await
     }
 
     /// Stops every session with Cease / Administrative Shutdown and `message`, then the router.

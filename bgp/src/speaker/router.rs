@@ -68,6 +68,11 @@ impl Router {
                         let _ = done.send(());
                         return;
                     }
+                    Some(Command::Abandon(done)) => {
+                        self.abandon().await;
+                        let _ = done.send(());
+                        return;
+                    }
                     Some(c) => self.command(c).await,
                     None => {
                         self.shutdown(None).await;
@@ -132,6 +137,15 @@ impl Router {
             drop(entry.ctl);
             // Give the peer task a moment to write its NOTIFICATION.
             let _ = tokio::time::timeout(Duration::from_secs(2), entry.task).await;
+        }
+    }
+
+    /// Closes every connection without a NOTIFICATION: to the peers this looks like a restart,
+    /// so those that negotiated graceful restart keep our routes (RFC 4724 section 4.2).
+    async fn abandon(&mut self) {
+        for (_, entry) in self.peers.drain() {
+            entry.task.abort();
+            let _ = entry.task.await;
         }
     }
 
@@ -239,7 +253,7 @@ impl Router {
                     info!(%remote, "connection from an address that is not a configured peer; closed")
                 }
             },
-            Command::Shutdown(..) => {}
+            Command::Shutdown(..) | Command::Abandon(..) => {}
         }
     }
 
@@ -356,7 +370,13 @@ impl Router {
                     warn!(peer = %addr, errors = ?u.errors, "malformed UPDATE handled per RFC 7606");
                 }
                 match self.rib.apply_update(e.id, &u) {
-                    Ok(_) => {}
+                    Ok(imported) => {
+                        if let Some(family) = imported.end_of_rib {
+                            let _ = self
+                                .events
+                                .send(SpeakerEvent::EndOfRib { peer: addr, family });
+                        }
+                    }
                     Err(ImportError::MaxPrefixes { limit, count }) => {
                         warn!(peer = %addr, limit, count, "maximum number of prefixes exceeded: stopping the session");
                         let restart_after = e.spec.routing.max_prefixes_restart;

@@ -62,6 +62,11 @@ fn table_marks_the_fields_acted_on() {
             (BgpFilter, "spec.importV6"),
             (IpPool, "spec.cidr"),
             (IpPool, "spec.blockSize"),
+            (IpPool, "spec.ipipMode"),
+            (IpPool, "spec.vxlanMode"),
+            (IpPool, "spec.natOutgoing"),
+            (IpPool, "spec.disabled"),
+            (IpPool, "spec.disableBGPExport"),
         ]
     );
 }
@@ -172,7 +177,7 @@ fn list_item_warnings_name_the_item() {
     let w = c
         .warnings
         .iter()
-        .find(|w| w.name == "default-ipv6-ippool" && w.field == "spec.vxlanMode")
+        .find(|w| w.name == "default-ipv6-ippool" && w.field == "spec.allowedUses")
         .expect("warning");
     assert_eq!((w.source.document, w.source.item), (1, Some(2)));
 }

@@ -1,0 +1,299 @@
+//! The agent's dataplane task: felix driven by BGP's best routes, this node's blocks from IPAM
+//! and the pools from the configuration.
+//!
+//! ```text
+//!  speaker change stream ─┐
+//!  IPAM share (blocks) ───┼─▶ Planner (pure, incremental) ──Changes──▶ Felix::apply_changes
+//!  pools (config) ────────┘                                              (netlink batches)
+//! ```
+//!
+//! Nothing is written to the kernel before [`Command::Start`]: the agent sends it once the
+//! datastore is read and the initial BGP table is in (End-of-RIB from every peer, or a bounded
+//! wait), so a restarting agent never removes a route only because it has not relearned it yet.
+//! The first write is a full [`Felix::apply`] (dump, adopt what is right, write the rest); later
+//! changes go through [`Felix::apply_changes`], one netlink message per changed route. A
+//! repair pass ([`Felix::repair`]) runs every `repair_every` to put back what someone else
+//! removed. Routes stay in the kernel when the agent stops.
+
+use crate::config::{self, Config};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tortie_bgp::rib::RouteChange;
+use tortie_felix::desired::{self, Inputs, LocalNode, Planner, Underlay, VxlanSettings};
+use tortie_felix::netlink::{Kernel, KernelConfig, Netns};
+use tortie_felix::reconcile::{ApplyReport, Felix};
+use tracing::{info, warn};
+
+/// What the agent tells the dataplane besides routes.
+#[derive(Debug)]
+pub enum Command {
+    Pools(Vec<desired::Pool>),
+    Blocks(BTreeSet<IpNet>),
+    /// The initial state is known: write.
+    Start,
+}
+
+/// The handle the agent keeps.
+pub struct Dataplane {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// The pools as felix sees them.
+pub fn felix_pools(cfg: &Config) -> Vec<desired::Pool> {
+    let mode = |m: config::EncapMode| match m {
+        config::EncapMode::Always => desired::EncapMode::Always,
+        config::EncapMode::CrossSubnet => desired::EncapMode::CrossSubnet,
+        config::EncapMode::Never => desired::EncapMode::Never,
+    };
+    cfg.ip_pools
+        .values()
+        .filter_map(|p| {
+            let spec = &p.resource.spec;
+            Some(desired::Pool {
+                cidr: spec.cidr.as_ref()?.0,
+                ipip_mode: mode(spec.ipip_mode()),
+                vxlan_mode: mode(spec.vxlan_mode()),
+                nat_outgoing: spec.nat_outgoing.unwrap_or(false),
+                disabled: spec.disabled.unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
+/// Pools whose blocks are not announced over BGP (`disableBGPExport`).
+pub fn no_export_pools(cfg: &Config) -> Vec<IpNet> {
+    cfg.ip_pools
+        .values()
+        .filter(|p| p.resource.spec.disable_bgp_export.unwrap_or(false))
+        .filter_map(|p| p.resource.spec.cidr.as_ref().map(|c| c.0))
+        .collect()
+}
+
+/// Finds the underlay: the named device, or the one holding the node's address.
+fn underlay(
+    kernel: &mut Kernel,
+    name: Option<&str>,
+    ipv4: Option<Ipv4Net>,
+    ipv6: Option<Ipv6Net>,
+) -> Result<Underlay, String> {
+    let links = kernel.links().map_err(|e| format!("listing links: {e}"))?;
+    let link = match name {
+        Some(n) => links
+            .into_iter()
+            .find(|l| l.name == n)
+            .ok_or_else(|| format!("the underlay device {n} does not exist"))?,
+        None => {
+            let mine: Vec<IpAddr> = ipv4
+                .map(|n| IpAddr::V4(n.addr()))
+                .into_iter()
+                .chain(ipv6.map(|n| IpAddr::V6(n.addr())))
+                .collect();
+            let mut found = None;
+            for l in links {
+                let addrs = kernel
+                    .addresses(l.index)
+                    .map_err(|e| format!("listing addresses of {}: {e}", l.name))?;
+                if addrs.iter().any(|a| mine.contains(&a.addr())) {
+                    found = Some(l);
+                    break;
+                }
+            }
+            found.ok_or_else(|| {
+                format!(
+                    "no device holds this node's address ({}); name one with --underlay",
+                    mine.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?
+        }
+    };
+    Ok(Underlay {
+        name: link.name.clone(),
+        index: Some(link.index),
+        gateways_v4: default_gateways_v4(&link.name),
+        gateways_v6: default_gateways_v6(&link.name),
+        mtu: link.mtu,
+    })
+}
+
+/// The IPv4 default route's gateways on `dev`, from `/proc/net/route` (this namespace's).
+fn default_gateways_v4(dev: &str) -> Vec<Ipv4Addr> {
+    let Ok(text) = std::fs::read_to_string("/proc/net/route") else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Iface Destination Gateway Flags ... Mask
+            if f.len() < 8 || f[0] != dev || f[1] != "00000000" || f[7] != "00000000" {
+                return None;
+            }
+            let gw = u32::from_str_radix(f[2], 16).ok()?;
+            // The file prints the address in host (little-endian) byte order.
+            let gw = Ipv4Addr::from(gw.swap_bytes());
+            (!gw.is_unspecified()).then_some(gw)
+        })
+        .collect()
+}
+
+/// The IPv6 default route's gateways on `dev`, from `/proc/net/ipv6_route`.
+fn default_gateways_v6(dev: &str) -> Vec<Ipv6Addr> {
+    let Ok(text) = std::fs::read_to_string("/proc/net/ipv6_route") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // dest plen src splen nexthop metric refcnt use flags dev
+            if f.len() < 10 || f[9] != dev || f[1] != "00" || f[0].chars().any(|c| c != '0') {
+                return None;
+            }
+            let gw = u128::from_str_radix(f[4], 16).ok()?;
+            let gw = Ipv6Addr::from(gw);
+            (!gw.is_unspecified()).then_some(gw)
+        })
+        .collect()
+}
+
+/// Opens the kernel of this network namespace and starts the task. Writes nothing.
+pub fn start(
+    node: &str,
+    ipv4: Option<Ipv4Net>,
+    ipv6: Option<Ipv6Net>,
+    underlay_name: Option<&str>,
+    pools: Vec<desired::Pool>,
+    fib: mpsc::Receiver<Vec<RouteChange>>,
+    repair_every: Duration,
+) -> Result<Dataplane, String> {
+    let mut kernel = Kernel::open(Netns::current(), KernelConfig::default())
+        .map_err(|e| format!("opening rtnetlink: {e}"))?;
+    let underlay = underlay(&mut kernel, underlay_name, ipv4, ipv6)?;
+    info!(underlay = %underlay.name, mtu = underlay.mtu, gateways = ?underlay.gateways_v4, "dataplane: kernel routes through felix");
+    let felix = Felix::new(kernel, underlay.name.clone(), None);
+    let inputs = Inputs {
+        node: LocalNode {
+            name: node.to_string(),
+            ipv4,
+            ipv6,
+            underlay,
+        },
+        pools,
+        blocks: Vec::new(),
+        routes: Vec::new(),
+        vxlan: VxlanSettings::default(),
+    };
+    let planner = Planner::new(&inputs);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run(felix, planner, rx, fib, repair_every));
+    Ok(Dataplane { commands: tx, task })
+}
+
+fn log_report(what: &str, r: &ApplyReport) {
+    for f in &r.failures {
+        warn!(failure = %f, "dataplane: the kernel refused a change ({what})");
+    }
+    for p in &r.device_problems {
+        warn!(problem = %p, "dataplane: tunnel device ({what})");
+    }
+}
+
+fn take_routes(planner: &mut Planner, changes: Vec<RouteChange>) {
+    for c in changes {
+        match c.route {
+            // This node's own prefixes come from IPAM (blocks), not from the RIB.
+            Some(r) if !r.local && !r.next_hops.is_empty() => {
+                planner.set_route(c.prefix, r.next_hops)
+            }
+            _ => planner.remove_route(c.prefix),
+        }
+    }
+}
+
+fn take_command(planner: &mut Planner, c: Command, started: &mut bool) {
+    match c {
+        Command::Pools(p) => planner.set_pools(p),
+        Command::Blocks(b) => planner.set_blocks(b),
+        Command::Start => *started = true,
+    }
+}
+
+async fn run(
+    mut felix: Felix,
+    mut planner: Planner,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut fib: mpsc::Receiver<Vec<RouteChange>>,
+    repair_every: Duration,
+) {
+    let mut started = false;
+    let mut synced = false;
+    let mut repair = tokio::time::interval(repair_every);
+    repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    repair.tick().await;
+    loop {
+        let mut repair_now = false;
+        tokio::select! {
+            c = commands.recv() => match c {
+                Some(c) => take_command(&mut planner, c, &mut started),
+                None => return,
+            },
+            Some(changes) = fib.recv() => take_routes(&mut planner, changes),
+            _ = repair.tick() => repair_now = synced,
+        }
+        // Coalesce what else is queued: one write for a burst.
+        while let Ok(c) = commands.try_recv() {
+            take_command(&mut planner, c, &mut started);
+        }
+        while let Ok(changes) = fib.try_recv() {
+            take_routes(&mut planner, changes);
+        }
+        if !started {
+            continue;
+        }
+        let result = tokio::task::block_in_place(|| {
+            if !synced || repair_now {
+                planner.take_changes();
+                let what = if synced { "repair" } else { "first sync" };
+                let r = if synced {
+                    felix.repair(planner.state())
+                } else {
+                    felix.apply(planner.state())
+                };
+                r.map(|r| (what, r))
+            } else {
+                let changes = planner.take_changes();
+                if changes.is_empty() {
+                    return Ok(("no change", ApplyReport::default()));
+                }
+                felix
+                    .apply_changes(planner.state(), &changes)
+                    .map(|r| ("change", r))
+            }
+        });
+        match result {
+            Ok((what, report)) => {
+                if !synced {
+                    info!(
+                        ops = report.ops,
+                        routes = planner.state().fib.routes.len(),
+                        "dataplane: first sync written"
+                    );
+                    synced = true;
+                }
+                log_report(what, &report);
+            }
+            Err(e) => {
+                // Lost track of the kernel: the next pass dumps it again.
+                warn!(error = %e, "dataplane: writing failed; resyncing");
+                synced = false;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! What the speaker runs from a configuration: its own settings and one [`PeerSpec`] per
+//! session Calico's rules give this node ([`crate::config::Config::bgp_peerings`]).
+
+use super::Args;
+use crate::config::{self, BgpPeering, Config, PeeringKind};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tortie_bgp::fsm::{GrConfig, PeerConfig};
+use tortie_bgp::rib::NextHopMode;
+use tortie_bgp::speaker::{NextHopSelf, PeerSpec, SpeakerConfig};
+use tortie_bgp::transport::{Md5Key, TtlPolicy};
+use tortie_bgp::wire::{AddPathMode, Family};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration:\n{0}")]
+    Config(#[from] config::ConfigErrors),
+    #[error("{0}")]
+    Node(#[from] config::UnknownNode),
+    #[error("node {0} has no spec.bgp: it runs no BGP")]
+    NoBgp(String),
+    #[error("peer {peer}: {what}")]
+    Peer { peer: IpAddr, what: String },
+    #[error("BGP filters: {0}")]
+    Policy(String),
+    #[error("API: {0}")]
+    Api(String),
+    #[error("datastore: {0}")]
+    Datastore(String),
+    #[error("dataplane: {0}")]
+    Dataplane(String),
+    #[error("{0}")]
+    Role(String),
+    #[error("BGP speaker: {0}")]
+    Speaker(#[from] tortie_bgp::speaker::SpeakerError),
+}
+
+/// Everything the speaker needs, derived from the configuration.
+pub struct Plan {
+    pub speaker: SpeakerConfig,
+    pub peers: Vec<PeerSpec>,
+}
+
+/// A BGP identifier for a node without an IPv4 address: four bytes of a hash of its name
+/// (never 0.0.0.0).
+fn router_id_from_name(name: &str) -> Ipv4Addr {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    Ipv4Addr::from(h.max(1))
+}
+
+fn kind_label(kind: PeeringKind) -> &'static str {
+    // The PEER TYPE column of `calicoctl node status`.
+    match kind {
+        PeeringKind::NodeMesh => "node-to-node mesh",
+        PeeringKind::Global => "global",
+        PeeringKind::NodeSpecific | PeeringKind::SelectedNode => "node specific",
+    }
+}
+
+pub fn plan(cfg: &Config, args: &Args) -> Result<Plan, StartError> {
+    let node = cfg.node(&args.node)?;
+    let me = cfg
+        .node_bgp(node)
+        .ok_or_else(|| StartError::NoBgp(args.node.clone()))?;
+    let router_id = me
+        .ipv4
+        .map(|n| n.addr())
+        .unwrap_or_else(|| router_id_from_name(&args.node));
+    let nh = NextHopSelf {
+        v4: me.ipv4.map(|n| n.addr()),
+        v6: me.ipv6.map(|n| n.addr()),
+    };
+    let port = me.listen_port;
+    // bindMode NodeIP: listen on the node's own addresses only, as calico-node's BIRD does.
+    let node_ip = bind_mode(cfg) == Some(config::BindMode::NodeIp);
+    let mut listen = Vec::new();
+    if let Some(v4) = me.ipv4 {
+        let ip = if node_ip {
+            v4.addr()
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
+        listen.push(SocketAddr::new(IpAddr::V4(ip), port));
+    }
+    if let Some(v6) = me.ipv6 {
+        let ip = if node_ip {
+            v6.addr()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED
+        };
+        listen.push(SocketAddr::new(IpAddr::V6(ip), port));
+    }
+    let mut peers = Vec::new();
+    for p in cfg.bgp_peerings(&args.node)? {
+        let mut spec = peer_spec(&p, router_id, nh, &args.node, args)?;
+        if let Some(name) = &p.bgp_peer {
+            spec.routing.filters = cfg
+                .bgp_filters_for(name)
+                .map_err(|e| StartError::Policy(e.to_string()))?;
+        }
+        peers.push(spec);
+    }
+    let mut speaker = SpeakerConfig::new(me.as_number, router_id, listen);
+    speaker.cluster_id = me.route_reflector_cluster_id;
+    speaker.advertisements = cfg
+        .advertisements(&args.node)
+        .map_err(|e| StartError::Policy(e.to_string()))?;
+    Ok(Plan { speaker, peers })
+}
+
+/// `bindMode` of the `default` BGPConfiguration (Calico ignores it on `node.<name>`).
+fn bind_mode(cfg: &Config) -> Option<config::BindMode> {
+    cfg.bgp_configurations
+        .get("default")
+        .and_then(|c| c.resource.spec.bind_mode)
+}
+
+fn peer_spec(
+    p: &BgpPeering,
+    router_id: Ipv4Addr,
+    nh: NextHopSelf,
+    node: &str,
+    args: &Args,
+) -> Result<PeerSpec, StartError> {
+    let fail = |what: String| StartError::Peer {
+        peer: p.peer_address,
+        what,
+    };
+    let family = if p.peer_address.is_ipv4() {
+        Family::Ipv4Unicast
+    } else {
+        Family::Ipv6Unicast
+    };
+    let mut session = PeerConfig::new(p.local_as, p.peer_as, router_id);
+    session.passive = p.passive;
+    session.hold_time = args.hold_time;
+    session.connect_retry = Duration::from_secs(args.connect_retry.max(1));
+    // Calico runs one family per session: IPv4 routes over IPv4 sessions, IPv6 over IPv6.
+    session.capabilities.families = vec![family];
+    // ADD-PATH both ways (RFC 7911): a route reflector passes every path of a multipath group,
+    // and nodes build ECMP groups from them. Peers without it simply do not negotiate it.
+    session.capabilities.add_path = vec![(family, AddPathMode::SendReceive)];
+    session.capabilities.hostname = Some(node.to_string());
+    let restart_time = p
+        .max_restart_time
+        .map_or(120, |d| d.as_secs().min(4095) as u16);
+    session.capabilities.graceful_restart = Some(GrConfig {
+        restart_time,
+        restarting: args.restarted,
+        forwarding_preserved: false,
+    });
+    let mut spec = PeerSpec::new(p.peer_address, session);
+    spec.routing.rr_client = p.route_reflector_client;
+    spec.routing.next_hop_mode = match p.next_hop_mode {
+        config::NextHopMode::Auto => NextHopMode::Auto,
+        config::NextHopMode::SelfMode => NextHopMode::SelfAddr,
+        config::NextHopMode::Keep => NextHopMode::Keep,
+    };
+    spec.routing.allow_own_as = p.allow_own_as.min(u32::from(u8::MAX)) as u8;
+    spec.name = p
+        .peer_node
+        .clone()
+        .or_else(|| p.bgp_peer.clone())
+        .unwrap_or_else(|| p.peer_address.to_string());
+    spec.kind = kind_label(p.kind).to_string();
+    spec.port = p.port;
+    spec.next_hop_self = nh;
+    if p.source_address == config::SourceAddress::UseNodeIp {
+        spec.local_address = Some(p.local_address);
+    }
+    if let Some(secret) = &p.password {
+        let password = config::secrets::read_password(secret, &args.secrets_dir)
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| {
+                fail(format!(
+                    "password secret {} is empty",
+                    secret.path(&args.secrets_dir).display()
+                ))
+            })?;
+        spec.md5 =
+            Some(Md5Key::new(password.trim_end_matches('\n')).map_err(|e| fail(e.to_string()))?);
+    }
+    if let Some(hops) = p.ttl_security.filter(|&h| h > 0) {
+        spec.ttl = TtlPolicy::gtsm(hops).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(spec)
+}
+
+pub(super) fn parse_hold_time(s: &str) -> Result<u16, String> {
+    let v: u16 = s.parse().map_err(|e| format!("{e}"))?;
+    if v == 1 || v == 2 {
+        return Err("a hold time must be 0 or at least 3 seconds (RFC 4271 section 4.2)".into());
+    }
+    Ok(v)
+}
