@@ -3,6 +3,7 @@
 mod agent;
 mod api;
 mod config;
+mod datastore;
 mod decode;
 mod status_file;
 
@@ -26,6 +27,12 @@ enum Command {
     Agent(agent::Args),
     /// Decode raw BGP messages (binary on stdin, or --hex) and print each as JSON.
     Decode(decode::Args),
+    /// Validate Calico v3 resources and write them to the datastore (as `calicoctl apply`).
+    Apply(datastore::ApplyArgs),
+    /// Show stored resources: a table, or YAML/JSON that `tortie apply` takes back.
+    Get(datastore::GetArgs),
+    /// Delete stored resources, by KIND NAME or as named in files.
+    Delete(datastore::DeleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +43,18 @@ fn main() -> ExitCode {
             agent::run(args)
         }
         Command::Decode(args) => decode::run(args),
+        Command::Apply(args) => {
+            init_logging();
+            datastore::run_apply(args)
+        }
+        Command::Get(args) => {
+            init_logging();
+            datastore::run_get(args)
+        }
+        Command::Delete(args) => {
+            init_logging();
+            datastore::run_delete(args)
+        }
     }
 }
 
