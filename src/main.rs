@@ -5,6 +5,7 @@ mod api;
 mod config;
 mod datastore;
 mod decode;
+mod lab;
 mod status_file;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Agent(agent::Args),
     /// Decode raw BGP messages (binary on stdin, or --hex) and print each as JSON.
     Decode(decode::Args),
+    /// A virtual cluster in network namespaces: `lab up`, `lab status`, `lab down`.
+    Lab(lab::Args),
     /// Validate Calico v3 resources and write them to the datastore (as `calicoctl apply`).
     Apply(datastore::ApplyArgs),
     /// Show stored resources: a table, or YAML/JSON that `tortie apply` takes back.
@@ -43,6 +46,10 @@ fn main() -> ExitCode {
             agent::run(args)
         }
         Command::Decode(args) => decode::run(args),
+        Command::Lab(args) => {
+            init_logging();
+            lab::run(args)
+        }
         Command::Apply(args) => {
             init_logging();
             datastore::run_apply(args)
