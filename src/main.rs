@@ -6,6 +6,7 @@ mod config;
 mod datastore;
 mod decode;
 mod lab;
+mod status_cmd;
 mod status_file;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     Get(datastore::GetArgs),
     /// Delete stored resources, by KIND NAME or as named in files.
     Delete(datastore::DeleteArgs),
+    /// Show this node's agent and BGP sessions, as `calicoctl node status` does.
+    Status(status_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             init_logging();
             datastore::run_delete(args)
         }
+        Command::Status(args) => status_cmd::run(args),
     }
 }
 

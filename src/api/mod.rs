@@ -1,6 +1,19 @@
-//! The agent's gRPC API (`tortie.v1.Tortie`, see `proto/`) on a unix socket.
+//! The agent's gRPC API (`tortie.v1.Tortie`, see `proto/`) on a unix socket, and the client
+//! the `tortie` commands use to call it.
 //!
-//! Being written (issue 7): this placeholder only fixes the interface the agent calls.
+//! One socket per agent, mode 0600 in a 0755 directory: the API will grow calls that change
+//! the agent (enable a peer, refresh), so only root talks to it. Starting a second agent on
+//! the same path fails rather than stealing the socket from the one that serves it; a socket
+//! file left by an agent that died is replaced.
+
+pub mod client;
+mod convert;
+mod server;
+mod socket;
+
+// `ApiServer` is what `serve` returns; exported for callers that keep it in a field.
+#[allow(unused_imports)]
+pub use server::{ApiServer, serve};
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -14,23 +27,34 @@ pub struct ApiState {
     pub started: SystemTime,
 }
 
+/// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    Io(String),
-}
-
-/// A running API server.
-pub struct ApiServer;
-
-impl ApiServer {
-    /// Stops serving and removes the socket.
-    pub async fn stop(self) {}
-}
-
-/// Serves the API on `socket` until [`ApiServer::stop`].
-pub async fn serve(socket: PathBuf, state: ApiState) -> Result<ApiServer, ApiError> {
-    // Placeholder until the server lands: serves nothing.
-    let _ = (socket, state);
-    Ok(ApiServer)
+    #[error("another agent serves {}", .0.display())]
+    AnotherAgent(PathBuf),
+    #[error("{} exists and is not a socket; refusing to replace it (see --api-socket)", .0.display())]
+    NotASocket(PathBuf),
+    #[error("{} names no file (see --api-socket)", .0.display())]
+    NoFileName(PathBuf),
+    #[error("socket path {} is {len} bytes long; at most {max} fit in a unix socket address", path.display())]
+    PathTooLong {
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
+    #[error("cannot create the directory {} for the API socket: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot tell whether an agent serves {}: {source}", path.display())]
+    Probe {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot bind the API socket {}: {source}", path.display())]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
