@@ -60,6 +60,15 @@ pub struct ApplyReport {
     pub device_problems: Vec<String>,
 }
 
+/// `rp_filter` on the tunnel devices: off. Paths are often asymmetric (a pod in an `Always`
+/// pool answers a pod of a `CrossSubnet` pool over the underlay; replies to tunnelled traffic
+/// come back over it), and the tunnels carry no address of their own: for a device without an
+/// IPv4 address the kernel refuses, in strict and in loose mode alike, every packet whose
+/// source is not routed back through that same device (`__fib_validate_source`, "no_addr").
+/// The kernel applies the larger of this and `net.ipv4.conf.all.rp_filter`, so a host with
+/// `all.rp_filter=1` keeps such paths broken (README, dataplane).
+const TUNNEL_RP_FILTER: u8 = 0;
+
 /// Drives one network namespace's kernel state.
 pub struct Felix {
     kernel: Kernel,
@@ -255,7 +264,8 @@ impl Felix {
                 Ok((link, change)) => {
                     debug!(?change, "tunl0");
                     self.ifindex.insert(Device::Tunl0, link.index);
-                    self.kernel.set_rp_filter(desired::TUNL0, 2)?;
+                    self.kernel
+                        .set_rp_filter(desired::TUNL0, TUNNEL_RP_FILTER)?;
                 }
                 Err(e) => {
                     warn!(error = %e, "IPIP routes cannot be installed; VXLAN and direct routes still are");
@@ -281,9 +291,7 @@ impl Felix {
                 Ok((link, change)) => {
                     debug!(name = %t.name, ?change, "VXLAN device");
                     self.ifindex.insert(dev, link.index);
-                    // Replies to tunnelled traffic may come back over the underlay (prefsrc is
-                    // the node's address): loose reverse-path filtering on the tunnel.
-                    self.kernel.set_rp_filter(&t.name, 2)?;
+                    self.kernel.set_rp_filter(&t.name, TUNNEL_RP_FILTER)?;
                 }
                 Err(e) => {
                     warn!(name = %t.name, error = %e, "VXLAN device cannot be set up");

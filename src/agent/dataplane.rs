@@ -271,6 +271,7 @@ async fn run(
                 if changes.is_empty() {
                     return Ok(("no change", ApplyReport::default()));
                 }
+                tracing::debug!(routes = ?changes.routes, "dataplane: applying changes");
                 felix
                     .apply_changes(planner.state(), &changes)
                     .map(|r| ("change", r))
@@ -278,6 +279,9 @@ async fn run(
         });
         match result {
             Ok((what, report)) => {
+                if report.ops > 0 {
+                    tracing::debug!(what, ops = report.ops, "dataplane: written");
+                }
                 if !synced {
                     info!(
                         ops = report.ops,

@@ -135,14 +135,16 @@ fn mark_running(args: &Args) {
 /// Where the configuration comes from.
 enum Source {
     Files,
-    Store(Arc<dyn Store>),
+    /// The datastore, and a signal per change under its resources, watched from before the
+    /// first read so that no change falls between the read and the watch.
+    Store(Arc<dyn Store>, mpsc::UnboundedReceiver<()>),
 }
 
 async fn load(args: &Args, source: &Source) -> Result<Config, String> {
     match source {
         Source::Files => Config::load(&args.configs)
             .map_err(|e| format!("configuration is invalid, not starting:\n{e}")),
-        Source::Store(store) => crate::datastore::load_config(&**store).await.map_err(|e| {
+        Source::Store(store, _) => crate::datastore::load_config(&**store).await.map_err(|e| {
             format!(
                 "configuration in {} is unusable: {e}",
                 args.store.describe()
@@ -162,8 +164,15 @@ pub fn run(mut args: Args) -> ExitCode {
     args.restarted = running_marker(&args).exists();
     runtime.block_on(async move {
         let source = if args.configs.is_empty() {
-            match args.store.open().await {
-                Ok(s) => Source::Store(s),
+            let store = match args.store.open().await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("tortie agent: {}: {e}", args.store.describe());
+                    return ExitCode::from(2);
+                }
+            };
+            match watch_resources(store.clone()).await {
+                Ok(changes) => Source::Store(store, changes),
                 Err(e) => {
                     eprintln!("tortie agent: {}: {e}", args.store.describe());
                     return ExitCode::from(2);
@@ -224,7 +233,7 @@ fn node_addresses(cfg: &Config, node: &str) -> (Option<ipnet::Ipv4Net>, Option<i
         .map_or((None, None), |b| (b.ipv4, b.ipv6))
 }
 
-async fn serve(cfg: Config, plan: Plan, args: Args, source: Source) -> Result<(), StartError> {
+async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Result<(), StartError> {
     info!(node = %args.node, role = ?args.role, local_as = plan.speaker.local_as, router_id = %plan.speaker.router_id, peers = plan.peers.len(), "tortie agent starting");
     let is_node = args.role == Role::Node;
     let with_dataplane = is_node && args.dataplane == Dataplane::Kernel;
@@ -264,11 +273,6 @@ async fn serve(cfg: Config, plan: Plan, args: Args, source: Source) -> Result<()
     .await
     .map_err(|e| StartError::Api(e.to_string()))?;
 
-    let mut running: BTreeMap<IpAddr, PeerSpec> = BTreeMap::new();
-    for spec in plan.peers {
-        speaker.add_peer(spec.clone()).await?;
-        running.insert(spec.address, spec);
-    }
     let static_prefixes: BTreeSet<IpNet> = args.originate.iter().copied().collect();
     if !static_prefixes.is_empty() {
         speaker
@@ -284,9 +288,12 @@ async fn serve(cfg: Config, plan: Plan, args: Args, source: Source) -> Result<()
     }
 
     // IPAM: this node's blocks and borrowed addresses.
-    let store = match &source {
-        Source::Store(s) => Some(s.clone()),
-        Source::Files => None,
+    let (store, mut config_changes) = match std::mem::replace(&mut source, Source::Files) {
+        Source::Store(s, changes) => {
+            source = Source::Store(s.clone(), mpsc::unbounded_channel().1);
+            (Some(s), Some(changes))
+        }
+        Source::Files => (None, None),
     };
     let mut share = match (&store, is_node) {
         (Some(s), true) => Some(
@@ -314,6 +321,15 @@ async fn serve(cfg: Config, plan: Plan, args: Args, source: Source) -> Result<()
         }
     }
 
+    // The sessions start only now: this node's own routes are in the RIB before any
+    // End-of-RIB is sent, so a peer holding them through a graceful restart never sees an
+    // End-of-RIB without them (which would drop them for a moment).
+    let mut running: BTreeMap<IpAddr, PeerSpec> = BTreeMap::new();
+    for spec in plan.peers {
+        speaker.add_peer(spec.clone()).await?;
+        running.insert(spec.address, spec);
+    }
+
     // Liveness in the datastore.
     if let Some(s) = &store {
         tokio::spawn(heartbeat(s.clone(), args.node.clone()));
@@ -330,16 +346,6 @@ async fn serve(cfg: Config, plan: Plan, args: Args, source: Source) -> Result<()
         let _ = dp.commands.send(dataplane::Command::Start);
     }
 
-    // Configuration changes.
-    let mut config_changes = match &store {
-        Some(s) => Some(
-            watch_resources(s.clone())
-                .await
-                .map_err(StartError::Datastore)?,
-        ),
-        None => None,
-    };
-
     let mut cfg = cfg;
     let signal = wait_for_signal();
     tokio::pin!(signal);
@@ -352,7 +358,7 @@ async fn serve(cfg: Config, plan: Plan, args: Args, source: Source) -> Result<()
                 if let Some(rx) = config_changes.as_mut() {
                     while rx.try_recv().is_ok() {}
                 }
-                let Source::Store(_) = &source else { continue };
+                let Source::Store(..) = &source else { continue };
                 match load(&args, &source).await {
                     Ok(new) => {
                         let wanted = match checked_plan(&new, &args) {
@@ -364,6 +370,14 @@ async fn serve(cfg: Config, plan: Plan, args: Args, source: Source) -> Result<()
                         };
                         warn_if_restart_needed(&plan.speaker, &wanted.speaker);
                         let changes = peer_sync::diff(&running, &wanted.peers);
+                        info!(
+                            added = changes.add.len(),
+                            removed = changes.remove.len(),
+                            reconnected = changes.replace.len(),
+                            rerouted = changes.reroute.len(),
+                            pools = new.ip_pools.len(),
+                            "configuration changed"
+                        );
                         if !changes.is_empty() {
                             peer_sync::apply(&speaker, &mut running, changes).await?;
                         }
@@ -486,7 +500,8 @@ async fn watch_resources(store: Arc<dyn Store>) -> Result<mpsc::UnboundedReceive
         loop {
             while let Some(ev) = w.next().await {
                 match ev {
-                    Ok(_) => {
+                    Ok(ev) => {
+                        tracing::debug!(event = ?ev, "resource changed");
                         if tx.send(()).is_err() {
                             return;
                         }

@@ -151,7 +151,13 @@ fn peer_spec(
     session.capabilities.graceful_restart = Some(GrConfig {
         restart_time,
         restarting: args.restarted,
-        forwarding_preserved: false,
+        // The F bit (RFC 4724 section 3): a node's kernel routes stay while its agent is away,
+        // so its forwarding state is preserved and peers keep its routes through the
+        // restart. Without it they would drop them the moment the session is back (section
+        // 4.2), before the restarted agent has sent them again: packets lost. A reflector
+        // forwards nothing.
+        forwarding_preserved: args.dataplane == super::Dataplane::Kernel
+            && args.role == super::Role::Node,
     });
     let mut spec = PeerSpec::new(p.peer_address, session);
     spec.routing.rr_client = p.route_reflector_client;

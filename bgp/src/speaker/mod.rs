@@ -244,6 +244,7 @@ impl Speaker {
             events: events.clone(),
             peer_tx,
             internal_tx,
+            pending_eor: Vec::new(),
         };
         let task = tokio::spawn(router.run(cmd_rx, peer_rx, internal_rx));
         Ok((

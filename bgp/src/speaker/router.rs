@@ -49,6 +49,9 @@ pub(super) struct Router {
     pub peer_tx: mpsc::Sender<PeerEvent>,
     pub internal_tx: mpsc::Sender<Internal>,
     pub fib: Option<mpsc::Sender<Vec<RouteChange>>>,
+    /// End-of-RIB events held until the dataplane has taken every change before them: a
+    /// listener that starts writing the kernel on End-of-RIB must find those changes queued.
+    pub pending_eor: Vec<SpeakerEvent>,
 }
 
 impl Router {
@@ -122,6 +125,11 @@ impl Router {
             // Nobody installs routes (--dataplane none): the stream is dropped.
             while self.rib.fib_changes_pending() > 0 {
                 self.rib.take_fib_changes(usize::MAX);
+            }
+        }
+        if self.rib.fib_changes_pending() == 0 {
+            for ev in self.pending_eor.drain(..) {
+                let _ = self.events.send(ev);
             }
         }
     }
@@ -372,9 +380,8 @@ impl Router {
                 match self.rib.apply_update(e.id, &u) {
                     Ok(imported) => {
                         if let Some(family) = imported.end_of_rib {
-                            let _ = self
-                                .events
-                                .send(SpeakerEvent::EndOfRib { peer: addr, family });
+                            self.pending_eor
+                                .push(SpeakerEvent::EndOfRib { peer: addr, family });
                         }
                     }
                     Err(ImportError::MaxPrefixes { limit, count }) => {
