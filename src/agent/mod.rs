@@ -304,16 +304,17 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
         _ => None,
     };
     let mut no_export = dataplane::no_export_pools(&cfg);
+    let mut services = service_prefixes(&cfg);
     let mut originated: BTreeSet<IpNet> = BTreeSet::new();
-    if let Some((rx, _)) = &share {
-        let now = rx.borrow().clone();
-        sync_origination(
-            &speaker,
-            &now.exported(&no_export),
-            &mut originated,
-            &static_prefixes,
-        )
-        .await?;
+    let ipam_now = share.as_ref().map(|(rx, _)| rx.borrow().clone());
+    sync_origination(
+        &speaker,
+        &to_originate(ipam_now.as_ref(), &no_export, &services),
+        &mut originated,
+        &static_prefixes,
+    )
+    .await?;
+    if let Some(now) = &ipam_now {
         if let Some(dp) = &dataplane {
             let _ = dp
                 .commands
@@ -385,10 +386,9 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
                             let _ = dp.commands.send(dataplane::Command::Pools(dataplane::felix_pools(&new)));
                         }
                         no_export = dataplane::no_export_pools(&new);
-                        if let Some((rx, _)) = &share {
-                            let now = rx.borrow().exported(&no_export);
-                            sync_origination(&speaker, &now, &mut originated, &static_prefixes).await?;
-                        }
+                        services = service_prefixes(&new);
+                        let ipam_now = share.as_ref().map(|(rx, _)| rx.borrow().clone());
+                        sync_origination(&speaker, &to_originate(ipam_now.as_ref(), &no_export, &services), &mut originated, &static_prefixes).await?;
                         for w in &new.warnings {
                             warn!("{w}");
                         }
@@ -398,7 +398,7 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
                 }
             }
             Some(now) = share_changed(&mut share) => {
-                sync_origination(&speaker, &now.exported(&no_export), &mut originated, &static_prefixes).await?;
+                sync_origination(&speaker, &to_originate(Some(&now), &no_export, &services), &mut originated, &static_prefixes).await?;
                 if let Some(dp) = &dataplane {
                     let _ = dp.commands.send(dataplane::Command::Blocks(now.blocks.clone()));
                 }
@@ -462,6 +462,36 @@ async fn share_changed(
         },
         None => std::future::pending().await,
     }
+}
+
+/// What this node originates besides `--originate`: its IPAM share (outside the pools that
+/// are not exported) and the service ranges.
+fn to_originate(
+    ipam: Option<&origination::NodeShare>,
+    no_export: &[IpNet],
+    services: &BTreeSet<IpNet>,
+) -> BTreeSet<IpNet> {
+    let mut w = ipam.map(|s| s.exported(no_export)).unwrap_or_default();
+    w.extend(services.iter().copied());
+    w
+}
+
+/// The service ranges every node announces: `serviceClusterIPs`, `serviceExternalIPs` and
+/// `serviceLoadBalancerIPs` of the `default` BGPConfiguration, as Calico does (the ranges
+/// themselves; kube-proxy on each node forwards what arrives).
+fn service_prefixes(cfg: &Config) -> BTreeSet<IpNet> {
+    cfg.bgp_configurations
+        .get("default")
+        .map(|c| {
+            let spec = &c.resource.spec;
+            spec.service_cluster_ips
+                .iter()
+                .chain(&spec.service_external_ips)
+                .chain(&spec.service_load_balancer_ips)
+                .map(|b| b.cidr.0)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Originates what `wanted` adds and withdraws what it lost (static `--originate` prefixes

@@ -80,9 +80,9 @@ pub static FIELDS: &[FieldEntry] = &[
     acted(Cfg, "spec.nodeToNodeMeshEnabled"),
     acted(Cfg, "spec.bindMode"), // the agent's listening sockets (src/agent/plan.rs)
     later(Cfg, "spec.logSeverityScreen"),
-    later(Cfg, "spec.serviceClusterIPs"),
-    later(Cfg, "spec.serviceExternalIPs"),
-    later(Cfg, "spec.serviceLoadBalancerIPs"),
+    acted(Cfg, "spec.serviceClusterIPs"),
+    acted(Cfg, "spec.serviceExternalIPs"),
+    acted(Cfg, "spec.serviceLoadBalancerIPs"),
     acted(Cfg, "spec.communities"),
     acted(Cfg, "spec.prefixAdvertisements"),
     later(Cfg, "spec.nodeMeshPassword"),

@@ -15,8 +15,8 @@ fn fields_warned(warnings: &[Warning], kind: Kind, name: &str) -> Vec<String> {
 }
 
 #[test]
-fn table_lists_service_cluster_ips_as_not_yet_acted_on() {
-    let status = field_status(Kind::BgpConfiguration, "spec.serviceClusterIPs");
+fn table_lists_log_severity_as_not_yet_acted_on() {
+    let status = field_status(Kind::BgpConfiguration, "spec.logSeverityScreen");
     assert_eq!(status, Some(FieldStatus::NotYetActedOn));
     assert_eq!(status.unwrap().to_string(), "accepted, not yet acted on");
 }
@@ -41,6 +41,9 @@ fn table_marks_the_fields_acted_on() {
             (BgpConfiguration, "spec.listenPort"),
             (BgpConfiguration, "spec.nodeToNodeMeshEnabled"),
             (BgpConfiguration, "spec.bindMode"),
+            (BgpConfiguration, "spec.serviceClusterIPs"),
+            (BgpConfiguration, "spec.serviceExternalIPs"),
+            (BgpConfiguration, "spec.serviceLoadBalancerIPs"),
             (BgpConfiguration, "spec.communities"),
             (BgpConfiguration, "spec.prefixAdvertisements"),
             (BgpPeer, "spec.node"),
@@ -133,14 +136,14 @@ fn not_yet_acted_on_fields_are_warned_by_document_and_path() {
     let w = c
         .warnings
         .iter()
-        .find(|w| w.kind == Kind::BgpConfiguration && w.field == "spec.serviceClusterIPs")
-        .expect("a warning for serviceClusterIPs");
+        .find(|w| w.kind == Kind::BgpConfiguration && w.field == "spec.logSeverityScreen")
+        .expect("a warning for logSeverityScreen");
     assert_eq!(w.name, "default");
     assert_eq!(w.source.document, 1);
     assert!(w.source.file.ends_with("cluster-bgp.yaml"));
     assert!(
         w.to_string()
-            .ends_with("cluster-bgp.yaml, document 1 (BGPConfiguration \"default\"): spec.serviceClusterIPs: accepted, not yet acted on"),
+            .ends_with("cluster-bgp.yaml, document 1 (BGPConfiguration \"default\"): spec.logSeverityScreen: accepted, not yet acted on"),
         "{w}"
     );
 }
