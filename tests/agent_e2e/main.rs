@@ -271,3 +271,76 @@ fn an_invalid_document_is_refused_by_apply_with_the_field_path_and_nothing_is_st
         .args(c.store.args()));
     assert!(!listed.contains("198.19.0.0/16"), "{listed}");
 }
+
+#[test]
+fn a_dedicated_route_reflector_with_no_dataplane_reflects_between_nodes() {
+    let mut c = Cluster::new("rrrole", 2, None);
+    // The reflector lives in the router namespace, on subnet A's gateway address, which both
+    // subnets reach; the nodes peer only with it.
+    let mut yaml = base_yaml(
+        &c.node_list(),
+        "198.19.0.0/17",
+        "vxlanMode: CrossSubnet",
+        false,
+    );
+    yaml.push_str(
+        "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: rr-1, labels: {route-reflector: \"true\"}}\n\
+         spec: {bgp: {ipv4Address: 198.18.1.1/24, routeReflectorClusterID: 244.0.0.1}}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: peer-with-rr}\n\
+         spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}\n",
+    );
+    c.apply(&yaml);
+    let sock = c.dir.join("api-rr/tortie.sock");
+    let state = c.dir.join("state-rr");
+    let mut args: Vec<String> = [
+        BIN,
+        "agent",
+        "--node",
+        "rr-1",
+        "--role",
+        "route-reflector",
+        "--dataplane",
+        "none",
+        "--hold-time",
+        "9",
+        "--connect-retry",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--api-socket".into(), sock.display().to_string()]);
+    args.extend(["--state-dir".into(), state.display().to_string()]);
+    args.extend(c.store.args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    c.router.spawn("agent-rr", &refs);
+    c.start_all();
+    let pools = pool("pool-1", "198.19.0.0/17");
+    c.add_pod("node-1", "pod-1", &pools);
+    let p2 = c.add_pod("node-2", "pod-2", &pools);
+    c.wait_all_routes();
+    assert!(
+        c.reaches("pod-1", p2, Duration::from_secs(10)),
+        "pod-1 -> pod-2 through the reflector\n{}{}",
+        c.dump("node-1"),
+        c.dump("node-2")
+    );
+    // The reflector programs nothing: no tortie route in its namespace.
+    let routes = c.router.ip_ok(&["route", "show", "proto", "116"]);
+    assert!(
+        routes.trim().is_empty(),
+        "the reflector wrote routes: {routes}"
+    );
+    // The nodes peer with the reflector only.
+    let status = sh(Command::new(BIN)
+        .args(["status", "--json", "--api-socket"])
+        .arg(c.dir.join("api-node-1/tortie.sock")));
+    let v: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    let peers: Vec<&str> = v["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .filter_map(|p| p["address"].as_str())
+        .collect();
+    assert_eq!(peers, ["198.18.1.1"], "{status}");
+}
