@@ -15,12 +15,14 @@
 //! repair pass ([`Felix::repair`]) runs every `repair_every` to put back what someone else
 //! removed. Routes stay in the kernel when the agent stops.
 
+use super::observe::{DataplaneEvent, FibEntry, FibNextHop, FibView};
 use crate::config::{self, Config};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::{broadcast, watch};
 use tortie_bgp::rib::RouteChange;
 use tortie_felix::desired::{self, Inputs, LocalNode, Planner, Underlay, VxlanSettings};
 use tortie_felix::netlink::{Kernel, KernelConfig, Netns};
@@ -162,6 +164,53 @@ fn default_gateways_v6(dev: &str) -> Vec<Ipv6Addr> {
         .collect()
 }
 
+/// Where the dataplane publishes what it did.
+pub struct Publish {
+    pub fib: watch::Sender<FibView>,
+    pub events: broadcast::Sender<DataplaneEvent>,
+}
+
+/// What felix believes the kernel holds, for readers.
+fn fib_view(felix: &Felix, underlay: &str) -> FibView {
+    let routes = felix
+        .current()
+        .map(|fib| {
+            fib.routes
+                .iter()
+                .map(|(prefix, r)| FibEntry {
+                    prefix: *prefix,
+                    next_hops: match r {
+                        desired::Route::Blackhole => None,
+                        desired::Route::Unicast { nexthops, .. } => Some(
+                            nexthops
+                                .iter()
+                                .map(|nh| FibNextHop {
+                                    gateway: nh.gateway,
+                                    device: nh.device.name(underlay).to_string(),
+                                    encap: match nh.device {
+                                        desired::Device::Underlay => "none",
+                                        desired::Device::Tunl0 => "ipip",
+                                        desired::Device::Vxlan | desired::Device::VxlanV6 => {
+                                            "vxlan"
+                                        }
+                                    },
+                                    onlink: nh.onlink,
+                                })
+                                .collect(),
+                        ),
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    FibView {
+        routes,
+        synced: true,
+        protocol: tortie_felix::netlink::TORTIE_PROTOCOL,
+        updated: Some(std::time::SystemTime::now()),
+    }
+}
+
 /// Opens the kernel of this network namespace and starts the task. Writes nothing.
 pub fn start(
     node: &str,
@@ -171,6 +220,7 @@ pub fn start(
     pools: Vec<desired::Pool>,
     fib: mpsc::Receiver<Vec<RouteChange>>,
     repair_every: Duration,
+    publish: Publish,
 ) -> Result<Dataplane, String> {
     let mut kernel = Kernel::open(Netns::current(), KernelConfig::default())
         .map_err(|e| format!("opening rtnetlink: {e}"))?;
@@ -191,7 +241,7 @@ pub fn start(
     };
     let planner = Planner::new(&inputs);
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(felix, planner, rx, fib, repair_every));
+    let task = tokio::spawn(run(felix, planner, rx, fib, repair_every, publish));
     Ok(Dataplane { commands: tx, task })
 }
 
@@ -230,7 +280,9 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut fib: mpsc::Receiver<Vec<RouteChange>>,
     repair_every: Duration,
+    publish: Publish,
 ) {
+    let underlay = planner.inputs().node.underlay.name;
     let mut started = false;
     let mut synced = false;
     let mut repair = tokio::time::interval(repair_every);
@@ -256,6 +308,7 @@ async fn run(
         if !started {
             continue;
         }
+        let t0 = std::time::Instant::now();
         let result = tokio::task::block_in_place(|| {
             if !synced || repair_now {
                 planner.take_changes();
@@ -281,6 +334,17 @@ async fn run(
             Ok((what, report)) => {
                 if report.ops > 0 {
                     tracing::debug!(what, ops = report.ops, "dataplane: written");
+                }
+                if what != "no change" {
+                    let view = fib_view(&felix, &underlay);
+                    let _ = publish.events.send(DataplaneEvent {
+                        what,
+                        ops: report.ops,
+                        failures: report.failures.len(),
+                        took: t0.elapsed(),
+                        routes: view.routes.len(),
+                    });
+                    publish.fib.send_replace(view);
                 }
                 if !synced {
                     info!(

@@ -24,6 +24,7 @@
 //! route-reflector` runs BGP only (no dataplane, no IPAM), for dedicated reflectors.
 
 mod dataplane;
+pub mod observe;
 mod origination;
 mod peer_sync;
 mod plan;
@@ -136,15 +137,20 @@ fn mark_running(args: &Args) {
 enum Source {
     Files,
     /// The datastore, and a signal per change under its resources, watched from before the
-    /// first read so that no change falls between the read and the watch.
-    Store(Arc<dyn Store>, mpsc::UnboundedReceiver<()>),
+    /// first read so that no change falls between the read and the watch; whether that watch
+    /// is live.
+    Store(
+        Arc<dyn Store>,
+        mpsc::UnboundedReceiver<()>,
+        tokio::sync::watch::Receiver<bool>,
+    ),
 }
 
 async fn load(args: &Args, source: &Source) -> Result<Config, String> {
     match source {
         Source::Files => Config::load(&args.configs)
             .map_err(|e| format!("configuration is invalid, not starting:\n{e}")),
-        Source::Store(store, _) => crate::datastore::load_config(&**store).await.map_err(|e| {
+        Source::Store(store, ..) => crate::datastore::load_config(&**store).await.map_err(|e| {
             format!(
                 "configuration in {} is unusable: {e}",
                 args.store.describe()
@@ -172,7 +178,7 @@ pub fn run(mut args: Args) -> ExitCode {
                 }
             };
             match watch_resources(store.clone()).await {
-                Ok(changes) => Source::Store(store, changes),
+                Ok((changes, live)) => Source::Store(store, changes, live),
                 Err(e) => {
                     eprintln!("tortie agent: {}: {e}", args.store.describe());
                     return ExitCode::from(2);
@@ -238,6 +244,22 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
     let is_node = args.role == Role::Node;
     let with_dataplane = is_node && args.dataplane == Dataplane::Kernel;
 
+    let (store, mut config_changes, synced) = match std::mem::replace(&mut source, Source::Files) {
+        Source::Store(s, changes, live) => {
+            let (_, idle) = mpsc::unbounded_channel();
+            source = Source::Store(s.clone(), idle, live.clone());
+            (Some(s), Some(changes), live)
+        }
+        Source::Files => (None, None, tokio::sync::watch::channel(true).1),
+    };
+    let (observed, publish) = observe::channels(
+        &args.node,
+        cfg.clone(),
+        store.clone(),
+        with_dataplane,
+        synced,
+    );
+
     // The dataplane first (it only opens the kernel; it writes after the initial sync).
     let mut speaker_cfg = plan.speaker.clone();
     let dataplane = if with_dataplane {
@@ -253,6 +275,13 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
                 dataplane::felix_pools(&cfg),
                 fib_rx,
                 Duration::from_secs(60),
+                dataplane::Publish {
+                    fib: publish
+                        .fib
+                        .clone()
+                        .ok_or_else(|| StartError::Dataplane("no FIB snapshot channel".into()))?,
+                    events: publish.dataplane_events.clone(),
+                },
             )
             .map_err(StartError::Dataplane)?,
         )
@@ -267,7 +296,8 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
         crate::api::ApiState {
             node: args.node.clone(),
             speaker: speaker.clone(),
-            started: std::time::SystemTime::now(),
+            started: observed.started,
+            observed: observed.clone(),
         },
     )
     .await
@@ -288,13 +318,6 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
     }
 
     // IPAM: this node's blocks and borrowed addresses.
-    let (store, mut config_changes) = match std::mem::replace(&mut source, Source::Files) {
-        Source::Store(s, changes) => {
-            source = Source::Store(s.clone(), mpsc::unbounded_channel().1);
-            (Some(s), Some(changes))
-        }
-        Source::Files => (None, None),
-    };
     let mut share = match (&store, is_node) {
         (Some(s), true) => Some(
             origination::follow(s.clone(), &args.node)
@@ -392,6 +415,7 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
                         for w in &new.warnings {
                             warn!("{w}");
                         }
+                        publish.config.send_replace(Arc::new(new.clone()));
                         cfg = new;
                     }
                     Err(e) => error!("{e}; keeping the last good configuration"),
@@ -521,11 +545,20 @@ async fn sync_origination(
 }
 
 /// A signal per change under the resources prefix; the watch is renewed when it fails.
-async fn watch_resources(store: Arc<dyn Store>) -> Result<mpsc::UnboundedReceiver<()>, String> {
+async fn watch_resources(
+    store: Arc<dyn Store>,
+) -> Result<
+    (
+        mpsc::UnboundedReceiver<()>,
+        tokio::sync::watch::Receiver<bool>,
+    ),
+    String,
+> {
     use futures::StreamExt;
     let prefix = crate::datastore::RESOURCES_PREFIX;
     let mut w = store.watch(prefix).await.map_err(|e| e.to_string())?;
     let (tx, rx) = mpsc::unbounded_channel();
+    let (live_tx, live_rx) = tokio::sync::watch::channel(true);
     tokio::spawn(async move {
         loop {
             while let Some(ev) = w.next().await {
@@ -538,6 +571,7 @@ async fn watch_resources(store: Arc<dyn Store>) -> Result<mpsc::UnboundedReceive
                     }
                     Err(e) => {
                         warn!(error = %e, "resource watch failed; watching again");
+                        live_tx.send_replace(false);
                         break;
                     }
                 }
@@ -549,13 +583,14 @@ async fn watch_resources(store: Arc<dyn Store>) -> Result<mpsc::UnboundedReceive
                     Err(e) => warn!(error = %e, "resource watch: store unavailable"),
                 }
             };
+            live_tx.send_replace(true);
             // Whatever changed while the watch was down is read now.
             if tx.send(()).is_err() {
                 return;
             }
         }
     });
-    Ok(rx)
+    Ok((rx, live_rx))
 }
 
 /// This node's liveness in the datastore, renewed every 10 s for 30 s.

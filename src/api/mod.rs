@@ -25,6 +25,8 @@ pub struct ApiState {
     pub node: String,
     pub speaker: Speaker,
     pub started: SystemTime,
+    /// Snapshots of the FIB, the configuration, the datastore (see `agent::observe`).
+    pub observed: crate::agent::observe::Observed,
 }
 
 /// Why the API could not start.
