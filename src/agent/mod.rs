@@ -110,6 +110,15 @@ pub struct Args {
     /// The gRPC API's unix socket (mode 0600; its directory is created).
     #[arg(long, value_name = "PATH", default_value = "/run/tortie/tortie.sock")]
     pub(crate) api_socket: PathBuf,
+    /// Also serve the API on this TCP address (read-only unless --api-allow-write).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) api_listen: Option<std::net::SocketAddr>,
+    /// Allow calls that change the agent (disable a peer, refresh) over --api-listen.
+    #[arg(long)]
+    pub(crate) api_allow_write: bool,
+    /// Serve Prometheus metrics, /readyz and /livez over HTTP on this address (off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
     /// On SIGTERM, close sessions with Cease / Administrative Shutdown (peers withdraw this
     /// node's routes at once) instead of the default graceful restart.
     #[arg(long)]
