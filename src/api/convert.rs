@@ -141,6 +141,8 @@ mod tests {
             negotiated: None,
             received: 3,
             advertised: 2,
+            enabled: true,
+            counters: Default::default(),
         }
     }
 

@@ -112,6 +112,13 @@ pub(crate) struct Queues<K> {
     empty: usize,
 }
 
+impl<K> Queues<K> {
+    /// Empty entries of this family's table.
+    pub fn empty_entries(&self) -> usize {
+        self.empty
+    }
+}
+
 impl<K> Default for Queues<K> {
     fn default() -> Self {
         Queues {

@@ -31,6 +31,14 @@ impl Rib {
         self.tables.len() - self.changes.empty_entries()
     }
 
+    /// Prefixes in the Loc-RIB per family (IPv4, IPv6), without walking the tables.
+    pub fn family_prefix_counts(&self) -> (usize, usize) {
+        (
+            self.tables.v4.len() - self.changes.v4.empty_entries(),
+            self.tables.v6.len() - self.changes.v6.empty_entries(),
+        )
+    }
+
     /// How many prefixes the peer is being sent now (computed from the Loc-RIB: O(table)).
     pub fn advertised_count(&self, id: PeerId) -> usize {
         let mut n = 0;

@@ -32,6 +32,8 @@ pub(crate) struct ConnIo {
     queued: Arc<AtomicUsize>,
     reader: JoinHandle<()>,
     pub local: Option<std::net::SocketAddr>,
+    /// Where this connection's incoming messages begin, for the peer's message counters.
+    pub rx_frames: super::counters::FrameCounter,
 }
 
 impl ConnIo {
@@ -47,6 +49,7 @@ impl ConnIo {
             queued,
             reader,
             local,
+            rx_frames: Default::default(),
         }
     }
 

@@ -15,8 +15,11 @@
 //! reading their sockets.
 
 mod conn_io;
+mod counters;
 mod peer;
 mod router;
+
+pub use counters::PeerCounters;
 
 use crate::fsm::{Down, Negotiated, PeerConfig, State};
 use crate::rib::{NextHopMode, Rib, RibConfig, RouteChange, RouteView};
@@ -157,6 +160,20 @@ pub struct PeerStatus {
     pub negotiated: Option<Negotiated>,
     pub received: usize,
     pub advertised: usize,
+    /// `false` after [`Speaker::set_enabled`] turned the session off: it stays Idle.
+    pub enabled: bool,
+    /// Kept across session resets, for as long as the peer is configured.
+    pub counters: PeerCounters,
+}
+
+/// How big the Loc-RIB is; counted without walking the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RibSizes {
+    /// Prefixes with at least one path.
+    pub v4_prefixes: u64,
+    pub v6_prefixes: u64,
+    /// Paths of every peer (after import policy) and of this node's own prefixes.
+    pub paths: u64,
 }
 
 /// What subscribers hear about ([`Speaker::subscribe`]); lossy for slow subscribers.
@@ -202,6 +219,8 @@ enum Command {
     Routes(Option<IpNet>, oneshot::Sender<Vec<RouteView>>),
     Refresh(IpAddr, Family),
     SetRouting(IpAddr, PeerRouting, oneshot::Sender<bool>),
+    SetEnabled(IpAddr, bool, oneshot::Sender<bool>),
+    RibSizes(oneshot::Sender<RibSizes>),
     Accepted(TcpStream, SocketAddr),
     Shutdown(Option<String>, oneshot::Sender<()>),
     Abandon(oneshot::Sender<()>),
@@ -245,6 +264,7 @@ impl Speaker {
             peer_tx,
             internal_tx,
             pending_eor: Vec::new(),
+            originated: Default::default(),
         };
         let task = tokio::spawn(router.run(cmd_rx, peer_rx, internal_rx));
         Ok((
@@ -329,6 +349,18 @@ impl Speaker {
         routing: PeerRouting,
     ) -> Result<bool, SpeakerError> {
         self.ask(|tx| Command::SetRouting(peer, routing, tx)).await
+    }
+
+    /// Administratively stops (Cease / Administrative Shutdown) or starts a peer's session.
+    /// A disabled peer stays Idle (its connections are refused) until it is enabled again;
+    /// its counters carry on. Returns whether the peer exists.
+    pub async fn set_enabled(&self, peer: IpAddr, enabled: bool) -> Result<bool, SpeakerError> {
+        self.ask(|tx| Command::SetEnabled(peer, enabled, tx)).await
+    }
+
+    /// Loc-RIB sizes per family and the number of paths; cheap (no table walk).
+    pub async fn rib_sizes(&self) -> Result<RibSizes, SpeakerError> {
+        self.ask(Command::RibSizes).await
     }
 
     pub async fn request_refresh(&self, peer: IpAddr, family: Family) -> Result<(), SpeakerError> {

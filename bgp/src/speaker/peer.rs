@@ -2,12 +2,14 @@
 //! into [`Event`]s and carries out the [`Action`]s.
 
 use super::conn_io::{ConnEvent, ConnIo};
+use super::counters::{CounterCells, FrameCounter};
 use super::{PeerEvent, PeerEventKind, PeerSpec};
 use crate::fsm::{Action, ConnId, Event, Session, Stop, Timer};
 use crate::transport::{self, ConnectOptions, TransportError};
 use crate::wire::{Family, Update};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -38,10 +40,16 @@ pub(crate) struct PeerTask {
     to_router: mpsc::Sender<PeerEvent>,
     /// Connect attempts that timed out in a row, for the MD5 hint.
     timeouts: u32,
+    /// Shared with the router, which reports them.
+    counters: Arc<CounterCells>,
 }
 
 impl PeerTask {
-    pub fn new(spec: PeerSpec, to_router: mpsc::Sender<PeerEvent>) -> Self {
+    pub fn new(
+        spec: PeerSpec,
+        to_router: mpsc::Sender<PeerEvent>,
+        counters: Arc<CounterCells>,
+    ) -> Self {
         let (conn_tx, conn_rx) = mpsc::channel(16);
         PeerTask {
             session: Session::new(spec.session.clone()),
@@ -54,6 +62,7 @@ impl PeerTask {
             conn_rx,
             to_router,
             timeouts: 0,
+            counters,
         }
     }
 
@@ -118,7 +127,10 @@ impl PeerTask {
 
     async fn send_updates(&mut self, updates: &[Update]) {
         match self.session.send_updates(updates, Instant::now()) {
-            Ok(actions) => self.execute(actions).await,
+            Ok(actions) => {
+                self.counters.updates_sent(updates);
+                self.execute(actions).await
+            }
             Err(e) => warn!(peer = %self.spec.address, error = %e, "UPDATEs not sent"),
         }
     }
@@ -142,7 +154,12 @@ impl PeerTask {
                 }
                 self.step(Event::ConnectFailed(id)).await;
             }
-            ConnEvent::Data(id, bytes) => self.step(Event::Data(id, &bytes)).await,
+            ConnEvent::Data(id, bytes) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    self.counters.received(c.rx_frames.feed(&bytes));
+                }
+                self.step(Event::Data(id, &bytes)).await
+            }
             ConnEvent::Closed(id, why) => {
                 debug!(peer = %self.spec.address, conn = %id, why = why.as_deref().unwrap_or("closed by peer"), "connection closed");
                 self.step(Event::Closed(id)).await;
@@ -175,6 +192,7 @@ impl PeerTask {
                 Action::Connect(id) => self.connect(id),
                 Action::Send(id, bytes) => {
                     if let Some(c) = self.conns.get(&id) {
+                        self.counters.sent(FrameCounter::whole(&bytes));
                         c.send(bytes);
                     }
                 }
@@ -200,6 +218,7 @@ impl PeerTask {
                     // The session closed every other connection before reporting this.
                     let local = self.conns.values().find_map(|c| c.local);
                     info!(peer = %self.spec.address, hold = negotiated.hold_time, families = ?negotiated.families, "session established");
+                    self.counters.established();
                     self.report(PeerEventKind::Established { negotiated, local })
                         .await;
                 }
@@ -207,7 +226,10 @@ impl PeerTask {
                     info!(peer = %self.spec.address, reason = %down, "session down");
                     self.report(PeerEventKind::Down(down)).await;
                 }
-                Action::Update(u) => self.report(PeerEventKind::Update(u)).await,
+                Action::Update(u) => {
+                    self.counters.update_received(&u);
+                    self.report(PeerEventKind::Update(u)).await
+                }
                 Action::RouteRefresh(rr) => self.report(PeerEventKind::RouteRefresh(rr)).await,
             }
         }

@@ -1,13 +1,17 @@
 //! The router task: owns the RIB and the peers, feeds the RIB what the sessions receive and
 //! pulls each peer's UPDATEs when its channel has room.
 
+use super::counters::CounterCells;
 use super::peer::{PeerCmd, PeerTask};
-use super::{Command, PeerEvent, PeerEventKind, PeerSpec, PeerStatus, ReceivedRoute, SpeakerEvent};
+use super::{
+    Command, PeerEvent, PeerEventKind, PeerSpec, PeerStatus, ReceivedRoute, RibSizes, SpeakerEvent,
+};
 use crate::fsm::{Down, State, Stop};
 use crate::rib::{ImportError, PeerId, Rib, RibPeer, RouteChange, SessionInfo};
 use crate::transport::Listener;
 use crate::wire::{RouteRefreshSubtype, Update};
-use std::collections::HashMap;
+use ipnet::IpNet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,6 +24,8 @@ use tracing::{info, warn};
 const BATCH_PREFIXES: usize = 4096;
 /// Changes per batch handed to the dataplane.
 const FIB_BATCH: usize = 8192;
+/// The shutdown communication (RFC 9003) a peer disabled through the API is sent.
+const DISABLED_MESSAGE: &str = "disabled by an operator";
 
 pub(super) struct PeerEntry {
     pub spec: PeerSpec,
@@ -35,6 +41,9 @@ pub(super) struct PeerEntry {
     pub graceful: bool,
     /// Counts graceful restarts, so that an old restart timer is recognised.
     pub gr_epoch: u64,
+    /// Turned off by an operator ([`super::Speaker::set_enabled`]).
+    pub enabled: bool,
+    pub counters: Arc<CounterCells>,
 }
 
 pub(super) enum Internal {
@@ -52,6 +61,8 @@ pub(super) struct Router {
     /// End-of-RIB events held until the dataplane has taken every change before them: a
     /// listener that starts writing the kernel on End-of-RIB must find those changes queued.
     pub pending_eor: Vec<SpeakerEvent>,
+    /// This node's own prefixes, one Loc-RIB path each (for [`RibSizes::paths`]).
+    pub originated: HashSet<IpNet>,
 }
 
 impl Router {
@@ -174,7 +185,42 @@ impl Router {
             } else {
                 0
             },
+            enabled: e.enabled,
+            counters: e.counters.snapshot(),
         }
+    }
+
+    fn rib_sizes(&self) -> RibSizes {
+        let (v4, v6) = self.rib.family_prefix_counts();
+        let peer_paths: u64 = self
+            .peers
+            .values()
+            .map(|e| u64::from(self.rib.peer_path_count(e.id)))
+            .sum();
+        RibSizes {
+            v4_prefixes: v4 as u64,
+            v6_prefixes: v6 as u64,
+            paths: peer_paths + self.originated.len() as u64,
+        }
+    }
+
+    /// Stops or starts a peer's session on an operator's word; a no-op when it is already so.
+    async fn set_enabled(&mut self, addr: IpAddr, enabled: bool) -> bool {
+        let Some(e) = self.peers.get_mut(&addr) else {
+            return false;
+        };
+        if e.enabled != enabled {
+            e.enabled = enabled;
+            let cmd = if enabled {
+                info!(peer = %addr, "peer enabled by an operator");
+                PeerCmd::Start
+            } else {
+                info!(peer = %addr, "peer disabled by an operator");
+                PeerCmd::Stop(Stop::Shutdown(Some(DISABLED_MESSAGE.into())))
+            };
+            let _ = e.ctl.send(cmd).await;
+        }
+        true
     }
 
     async fn command(&mut self, c: Command) {
@@ -201,12 +247,21 @@ impl Router {
             Command::Originate(prefixes) => {
                 for p in prefixes {
                     self.rib.originate(p, None);
+                    self.originated.insert(p);
                 }
             }
             Command::Withdraw(prefixes) => {
                 for p in prefixes {
                     self.rib.withdraw_local(p);
+                    self.originated.remove(&p);
                 }
+            }
+            Command::SetEnabled(addr, enabled, reply) => {
+                let found = self.set_enabled(addr, enabled).await;
+                let _ = reply.send(found);
+            }
+            Command::RibSizes(reply) => {
+                let _ = reply.send(self.rib_sizes());
             }
             Command::Peers(reply) => {
                 let list = self.peers.values().map(|e| self.status(e)).collect();
@@ -280,8 +335,11 @@ impl Router {
         let id = self.rib.add_peer(rib_peer(&spec));
         let (ctl_tx, ctl_rx) = mpsc::channel(64);
         let (routes_tx, routes_rx) = mpsc::channel(4);
-        let task =
-            tokio::spawn(PeerTask::new(spec.clone(), self.peer_tx.clone()).run(ctl_rx, routes_rx));
+        let counters = Arc::new(CounterCells::default());
+        let task = tokio::spawn(
+            PeerTask::new(spec.clone(), self.peer_tx.clone(), counters.clone())
+                .run(ctl_rx, routes_rx),
+        );
         let _ = ctl_tx.send(PeerCmd::Start).await;
         info!(peer = %spec.address, name = %spec.name, kind = %spec.kind, peer_as = spec.session.peer_as, passive = spec.session.passive, "peer added");
         self.peers.insert(
@@ -298,6 +356,8 @@ impl Router {
                 negotiated: None,
                 graceful: false,
                 gr_epoch: 0,
+                enabled: true,
+                counters,
             },
         );
         Ok(())
