@@ -233,3 +233,29 @@ async fn rib_sizes_count_prefixes_per_family_and_paths() {
     a.shutdown(None).await.unwrap();
     b.shutdown(None).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_best_route_watcher_sees_a_learned_prefix_come_and_go() {
+    let (a, b, a_ip, _) = pair(51, 52).await;
+    let mut watch = b.subscribe_best_routes();
+    let p: IpNet = "198.19.8.0/26".parse().unwrap();
+    a.originate(vec![p]).await.unwrap();
+    let next = async |watch: &mut tokio::sync::broadcast::Receiver<_>| {
+        loop {
+            let batch: std::sync::Arc<[tortie_bgp::rib::RouteChange]> =
+                tokio::time::timeout(Duration::from_secs(10), watch.recv())
+                    .await
+                    .expect("a change within 10 s")
+                    .expect("no lag");
+            if let Some(c) = batch.iter().find(|c| c.prefix == p) {
+                return c.route.clone();
+            }
+        }
+    };
+    let route = next(&mut watch).await.expect("a route for the prefix");
+    assert_eq!(route.next_hops, vec![a_ip]);
+    a.withdraw(vec![p]).await.unwrap();
+    assert_eq!(next(&mut watch).await, None, "withdrawn");
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}

@@ -231,14 +231,19 @@ enum Command {
 pub struct Speaker {
     cmd: mpsc::Sender<Command>,
     events: broadcast::Sender<SpeakerEvent>,
+    best_routes: broadcast::Sender<Arc<[RouteChange]>>,
     listen: Vec<SocketAddr>,
 }
+
+/// Batches of best-route changes a watcher may fall behind by before it loses some.
+const BEST_ROUTE_BATCHES: usize = 16;
 
 impl Speaker {
     /// Binds the listeners and starts the router task.
     pub async fn start(cfg: SpeakerConfig) -> Result<(Speaker, JoinHandle<()>), SpeakerError> {
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
+        let (best_routes, _) = broadcast::channel(BEST_ROUTE_BATCHES);
         let mut listeners = Vec::new();
         for addr in &cfg.listen {
             let l = Arc::new(Listener::bind(*addr)?);
@@ -265,12 +270,14 @@ impl Speaker {
             internal_tx,
             pending_eor: Vec::new(),
             originated: Default::default(),
+            best_routes: best_routes.clone(),
         };
         let task = tokio::spawn(router.run(cmd_rx, peer_rx, internal_rx));
         Ok((
             Speaker {
                 cmd: cmd_tx,
                 events,
+                best_routes,
                 listen,
             },
             task,
@@ -283,6 +290,12 @@ impl Speaker {
 
     pub fn subscribe(&self) -> broadcast::Receiver<SpeakerEvent> {
         self.events.subscribe()
+    }
+
+    /// The best-route change stream (what the dataplane is given), in batches, for watchers;
+    /// lossy for slow receivers ([`broadcast::error::RecvError::Lagged`] counts batches).
+    pub fn subscribe_best_routes(&self) -> broadcast::Receiver<Arc<[RouteChange]>> {
+        self.best_routes.subscribe()
     }
 
     async fn ask<T>(

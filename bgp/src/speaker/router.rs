@@ -63,6 +63,17 @@ pub(super) struct Router {
     pub pending_eor: Vec<SpeakerEvent>,
     /// This node's own prefixes, one Loc-RIB path each (for [`RibSizes::paths`]).
     pub originated: HashSet<IpNet>,
+    /// Best-route changes for watchers ([`super::Speaker::subscribe_best_routes`]).
+    pub best_routes: broadcast::Sender<Arc<[RouteChange]>>,
+}
+
+/// Copies a batch of the change stream to the watchers, if there are any: with none, the
+/// stream costs nothing more; a watcher that does not read loses batches (the channel is
+/// bounded and lossy), never holds up the router.
+fn publish_best_routes(tx: &broadcast::Sender<Arc<[RouteChange]>>, batch: &[RouteChange]) {
+    if tx.receiver_count() > 0 && !batch.is_empty() {
+        let _ = tx.send(Arc::from(batch));
+    }
 }
 
 impl Router {
@@ -130,12 +141,15 @@ impl Router {
         if let Some(fib) = &self.fib {
             while self.rib.fib_changes_pending() > 0 {
                 let Ok(permit) = fib.try_reserve() else { break };
-                permit.send(self.rib.take_fib_changes(FIB_BATCH));
+                let batch = self.rib.take_fib_changes(FIB_BATCH);
+                publish_best_routes(&self.best_routes, &batch);
+                permit.send(batch);
             }
         } else {
-            // Nobody installs routes (--dataplane none): the stream is dropped.
+            // Nobody installs routes (--dataplane none): the stream only goes to watchers.
             while self.rib.fib_changes_pending() > 0 {
-                self.rib.take_fib_changes(usize::MAX);
+                let batch = self.rib.take_fib_changes(FIB_BATCH);
+                publish_best_routes(&self.best_routes, &batch);
             }
         }
         if self.rib.fib_changes_pending() == 0 {
