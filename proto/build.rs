@@ -27,5 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[PathBuf::from("proto"), well_known],
         )?;
     println!("cargo:rerun-if-env-changed=PROTOC");
+    // Printing any rerun-if line turns off cargo's default of rerunning on every change in
+    // the package, so the .proto files must be named (a directory covers files added later).
+    println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -235,7 +235,7 @@ fn row(p: v1::Peer) -> Result<PeerRow, StatusError> {
 
 async fn fetch_peers(client: &mut TortieClient<Channel>) -> Result<Vec<PeerRow>, StatusError> {
     let reply = client
-        .list_peers(v1::ListPeersRequest {})
+        .list_peers(v1::ListPeersRequest::default())
         .await
         .map_err(|status| StatusError::Call {
             call: "ListPeers",

@@ -95,7 +95,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn list_peers(socket: &Path) -> Result<v1::ListPeersResponse, String> {
     runtime().block_on(async {
         let mut c = client::connect(socket).await.map_err(|e| e.to_string())?;
-        c.list_peers(v1::ListPeersRequest {})
+        c.list_peers(v1::ListPeersRequest::default())
             .await
             .map(|r| r.into_inner())
             .map_err(|s| format!("ListPeers: {s}"))

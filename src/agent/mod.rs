@@ -307,6 +307,8 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
             speaker: speaker.clone(),
             started: observed.started,
             observed: observed.clone(),
+            tcp_listen: args.api_listen,
+            allow_write: args.api_allow_write,
         },
     )
     .await

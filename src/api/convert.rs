@@ -1,10 +1,14 @@
-//! The speaker's view of a session ([`PeerStatus`], the FSM's [`Negotiated`]) as `tortie.v1`
-//! messages. Pure functions: the only place where BGP types meet protobuf ones.
+//! The speaker's view of sessions and routes ([`PeerStatus`], the FSM's [`Negotiated`], the
+//! RIB's [`RouteView`]s) as `tortie.v1` messages. Pure functions: the only place where BGP
+//! types meet protobuf ones.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::SystemTime;
 use tortie_bgp::fsm::{Negotiated, State};
-use tortie_bgp::speaker::PeerStatus;
-use tortie_bgp::wire::Family;
+use tortie_bgp::rib::{PathView, RouteView};
+use tortie_bgp::speaker::{PeerCounters, PeerStatus, RibSizes};
+use tortie_bgp::wire::{Family, Origin, SegmentKind};
 use tortie_proto::prost_types::Timestamp;
 use tortie_proto::v1;
 
@@ -119,6 +123,106 @@ pub fn peer(p: &PeerStatus) -> v1::Peer {
         } else {
             None
         },
+        enabled: Some(p.enabled),
+        counters: Some(counters(&p.counters)),
+    }
+}
+
+pub fn counters(c: &PeerCounters) -> v1::PeerCounters {
+    v1::PeerCounters {
+        messages_in: c.messages_in,
+        messages_out: c.messages_out,
+        updates_in: c.updates_in,
+        updates_out: c.updates_out,
+        prefixes_in: c.prefixes_in,
+        withdrawals_in: c.withdrawals_in,
+        prefixes_out: c.prefixes_out,
+        withdrawals_out: c.withdrawals_out,
+        established_transitions: c.established_transitions,
+    }
+}
+
+pub fn rib_sizes(s: RibSizes) -> v1::RibSizes {
+    v1::RibSizes {
+        ipv4_prefixes: s.v4_prefixes,
+        ipv6_prefixes: s.v6_prefixes,
+        paths: s.paths,
+    }
+}
+
+fn origin(o: Option<Origin>) -> v1::Origin {
+    match o {
+        Some(Origin::Igp) => v1::Origin::Igp,
+        Some(Origin::Egp) => v1::Origin::Egp,
+        Some(Origin::Incomplete) => v1::Origin::Incomplete,
+        None => v1::Origin::Unspecified,
+    }
+}
+
+fn segment_type(k: SegmentKind) -> v1::AsPathSegmentType {
+    match k {
+        SegmentKind::Sequence => v1::AsPathSegmentType::Sequence,
+        SegmentKind::Set => v1::AsPathSegmentType::Set,
+        SegmentKind::ConfedSequence => v1::AsPathSegmentType::ConfedSequence,
+        SegmentKind::ConfedSet => v1::AsPathSegmentType::ConfedSet,
+    }
+}
+
+/// One path; `names` gives the peers' names by address.
+pub fn path(p: &PathView, names: &HashMap<IpAddr, String>) -> v1::Path {
+    let a = &p.attrs.attrs;
+    let local = p.from.is_none();
+    v1::Path {
+        from_peer: p.from.map(|f| f.to_string()),
+        from_name: p
+            .from
+            .and_then(|f| names.get(&f).cloned())
+            .unwrap_or_default(),
+        local,
+        best: p.best,
+        multipath: p.multipath,
+        stale: p.stale,
+        path_id: p.path_id,
+        // A local path's next hop is a placeholder the export fills per peer.
+        next_hop: (!local).then(|| p.attrs.next_hop.to_string()),
+        link_local_next_hop: p.attrs.link_local.map(|l| l.to_string()),
+        origin: origin(a.origin) as i32,
+        as_path: a
+            .effective_as_path()
+            .map(|path| {
+                path.segments
+                    .iter()
+                    .map(|s| v1::AsPathSegment {
+                        r#type: segment_type(s.kind) as i32,
+                        asns: s.asns.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        med: a.med,
+        local_pref: a.local_pref,
+        communities: a.communities.iter().map(ToString::to_string).collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        extended_communities: a.ext_communities.iter().map(ToString::to_string).collect(),
+        originator_id: a.originator_id.map(|o| o.to_string()),
+        cluster_list: a.cluster_list.iter().map(ToString::to_string).collect(),
+        atomic_aggregate: a.atomic_aggregate,
+    }
+}
+
+pub fn route(r: &RouteView, names: &HashMap<IpAddr, String>) -> v1::Route {
+    let fam = match r.prefix {
+        ipnet::IpNet::V4(_) => Family::Ipv4Unicast,
+        ipnet::IpNet::V6(_) => Family::Ipv6Unicast,
+    };
+    v1::Route {
+        prefix: r.prefix.to_string(),
+        family: family(fam) as i32,
+        paths: r.paths.iter().map(|p| path(p, names)).collect(),
     }
 }
 
@@ -252,5 +356,65 @@ mod tests {
     fn an_established_session_reports_no_last_error() {
         let p = peer(&status(State::Established));
         assert_eq!(p.last_error, None);
+    }
+
+    #[test]
+    fn a_disabled_peer_says_so_and_reports_its_counters() {
+        let mut st = status(State::Idle);
+        st.enabled = false;
+        st.counters.prefixes_in = 7;
+        let p = peer(&st);
+        assert_eq!(p.enabled, Some(false));
+        assert_eq!(p.counters.map(|c| c.prefixes_in), Some(7));
+    }
+
+    fn path_view(from: Option<IpAddr>) -> PathView {
+        use tortie_bgp::rib::RouteAttrs;
+        use tortie_bgp::wire::{AsPath, Attributes, Community};
+        let attrs = Attributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence(vec![65001, 65002])),
+            local_pref: Some(100),
+            communities: vec![Community(65001 << 16 | 7)],
+            ..Default::default()
+        };
+        PathView {
+            from,
+            path_id: 0,
+            attrs: std::sync::Arc::new(RouteAttrs::new(
+                attrs,
+                IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)),
+            )),
+            best: true,
+            multipath: true,
+            stale: false,
+        }
+    }
+
+    #[test]
+    fn a_learned_path_names_its_peer_and_carries_its_attributes() {
+        let peer = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
+        let names = HashMap::from([(peer, "node2".to_string())]);
+        let p = path(&path_view(Some(peer)), &names);
+        assert_eq!(p.from_peer.as_deref(), Some("198.18.1.2"));
+        assert_eq!(p.from_name, "node2");
+        assert_eq!(p.next_hop.as_deref(), Some("198.18.1.2"));
+        assert_eq!(p.origin, v1::Origin::Igp as i32);
+        assert_eq!(
+            p.as_path,
+            vec![v1::AsPathSegment {
+                r#type: v1::AsPathSegmentType::Sequence as i32,
+                asns: vec![65001, 65002],
+            }]
+        );
+        assert_eq!(p.communities, vec!["65001:7".to_string()]);
+        assert!(!p.local && p.best);
+    }
+
+    #[test]
+    fn a_local_path_has_no_peer_and_no_next_hop() {
+        let p = path(&path_view(None), &HashMap::new());
+        assert!(p.local);
+        assert_eq!((p.from_peer, p.next_hop), (None, None));
     }
 }

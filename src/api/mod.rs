@@ -1,20 +1,32 @@
-//! The agent's gRPC API (`tortie.v1.Tortie`, see `proto/`) on a unix socket, and the client
-//! the `tortie` commands use to call it.
+//! The agent's gRPC API (`tortie.v1.Tortie`, see `proto/`) on a unix socket (and on TCP with
+//! `--api-listen`), and the client the `tortie` commands use to call it.
 //!
-//! One socket per agent, mode 0600 in a 0755 directory: the API will grow calls that change
-//! the agent (enable a peer, refresh), so only root talks to it. Starting a second agent on
-//! the same path fails rather than stealing the socket from the one that serves it; a socket
-//! file left by an agent that died is replaced.
+//! One socket per agent, mode 0600 in a 0755 directory: the API has calls that change the
+//! agent (disable a peer, refresh), so only root talks to it. Starting a second agent on the
+//! same path fails rather than stealing the socket from the one that serves it; a socket file
+//! left by an agent that died is replaced. Over TCP, which any local user (or the network)
+//! reaches, the write calls are refused unless `--api-allow-write`.
+//!
+//! Every call answers from snapshots or bounded requests to the speaker, so no client, however
+//! slow, holds up BGP or the dataplane.
 
 pub mod client;
 mod convert;
+mod events;
+mod fib;
+mod ipam;
+mod peers;
+mod routes;
+mod select;
 mod server;
+mod service;
 mod socket;
 
 // `ApiServer` is what `serve` returns; exported for callers that keep it in a field.
 #[allow(unused_imports)]
 pub use server::{ApiServer, serve};
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 use tortie_bgp::speaker::Speaker;
@@ -27,6 +39,10 @@ pub struct ApiState {
     pub started: SystemTime,
     /// Snapshots of the FIB, the configuration, the datastore (see `agent::observe`).
     pub observed: crate::agent::observe::Observed,
+    /// Also serve on this TCP address (`--api-listen`).
+    pub tcp_listen: Option<SocketAddr>,
+    /// Accept the write calls over TCP too (`--api-allow-write`); the unix socket always does.
+    pub allow_write: bool,
 }
 
 /// Why the API could not start.
@@ -57,6 +73,11 @@ pub enum ApiError {
     #[error("cannot bind the API socket {}: {source}", path.display())]
     Bind {
         path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for the API (--api-listen): {source}")]
+    BindTcp {
+        addr: SocketAddr,
         source: std::io::Error,
     },
 }

@@ -1,96 +1,43 @@
-//! The `tortie.v1.Tortie` service and the task that serves it on the unix socket.
+//! The tasks that serve the API: one on the unix socket, and one on TCP with `--api-listen`.
 //!
-//! Calls read snapshots and never wait on BGP for long: `GetStatus` asks the speaker nothing,
-//! and `ListPeers` gives the speaker's one request/response [`PEERS_TIMEOUT`] before it answers
-//! UNAVAILABLE, so a busy router is reported rather than queued behind.
+//! Both listeners are bound before [`serve`] returns, so a taken address or a live socket of
+//! another agent stops the agent at start with a clear error instead of a task failing later.
+//! Each listener gets its own [`Service`], writable or not (see `service`).
 
-use super::{ApiError, ApiState, convert, socket};
+use super::service::Service;
+use super::{ApiError, ApiState, socket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::oneshot;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::{Request, Response, Status};
-use tortie_proto::v1::tortie_server::{Tortie, TortieServer};
-use tortie_proto::v1::{GetStatusRequest, GetStatusResponse, ListPeersRequest, ListPeersResponse};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tortie_proto::v1::tortie_server::TortieServer;
 use tracing::{error, info, warn};
-
-/// How long `ListPeers` waits for the speaker's snapshot.
-pub const PEERS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long [`ApiServer::stop`] lets calls in flight finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-
-struct Service {
-    state: ApiState,
-    /// Uptime is measured on the monotonic clock from here; `started` is only reported.
-    serving_since: Instant,
-    /// How long the agent had been running when the API started.
-    uptime_at_start: Duration,
-}
-
-#[tonic::async_trait]
-impl Tortie for Service {
-    async fn get_status(
-        &self,
-        _request: Request<GetStatusRequest>,
-    ) -> Result<Response<GetStatusResponse>, Status> {
-        let uptime = self.uptime_at_start + self.serving_since.elapsed();
-        Ok(Response::new(GetStatusResponse {
-            node: self.state.node.clone(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            start_time: Some(convert::timestamp(self.state.started)),
-            uptime: tortie_proto::prost_types::Duration::try_from(uptime).ok(),
-            pid: std::process::id(),
-        }))
-    }
-
-    async fn list_peers(
-        &self,
-        _request: Request<ListPeersRequest>,
-    ) -> Result<Response<ListPeersResponse>, Status> {
-        let peers = match tokio::time::timeout(PEERS_TIMEOUT, self.state.speaker.peers()).await {
-            Ok(Ok(peers)) => peers,
-            Ok(Err(e)) => return Err(Status::unavailable(format!("BGP speaker: {e}"))),
-            Err(_) => {
-                warn!(
-                    timeout = ?PEERS_TIMEOUT,
-                    "ListPeers: the BGP speaker did not answer in time"
-                );
-                return Err(Status::unavailable(format!(
-                    "the BGP speaker did not answer within {} s",
-                    PEERS_TIMEOUT.as_secs()
-                )));
-            }
-        };
-        Ok(Response::new(ListPeersResponse {
-            node: self.state.node.clone(),
-            peers: peers.iter().map(convert::peer).collect(),
-        }))
-    }
-}
 
 /// A running API server. Dropping it stops serving too (without waiting) and removes the
 /// socket, so an agent that fails after [`serve`] leaves no socket behind.
 pub struct ApiServer {
     socket: PathBuf,
     file: socket::FileId,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    shutdown: Option<watch::Sender<bool>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl ApiServer {
-    /// Stops accepting, lets calls in flight finish (for a few seconds at most), and removes
-    /// the socket file.
+    /// Stops accepting, ends the event streams, lets calls in flight finish (for a few seconds
+    /// at most), and removes the socket file.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(DRAIN_TIMEOUT, &mut task)
-                .await
-                .is_err()
-            {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        for mut task in std::mem::take(&mut self.tasks) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 warn!("API calls still running after {DRAIN_TIMEOUT:?}: closing them");
                 task.abort();
             }
@@ -103,41 +50,83 @@ impl ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
             socket::remove_if_ours(&self.socket, self.file);
         }
     }
 }
 
-/// Serves the API on `socket` until [`ApiServer::stop`].
-pub async fn serve(socket: PathBuf, state: ApiState) -> Result<ApiServer, ApiError> {
-    let (listener, file) = socket::bind(&socket).await?;
-    let uptime_at_start = SystemTime::now()
-        .duration_since(state.started)
-        .unwrap_or_default();
-    let service = Service {
-        state,
+fn service(state: &ApiState, writable: bool, shutdown: &watch::Receiver<bool>) -> Service {
+    Service {
+        state: state.clone(),
+        writable,
         serving_since: Instant::now(),
-        uptime_at_start,
-    };
-    let (tx, rx) = oneshot::channel::<()>();
-    let incoming = UnixListenerStream::new(listener);
-    let task = tokio::spawn(async move {
+        uptime_at_start: SystemTime::now()
+            .duration_since(state.started)
+            .unwrap_or_default(),
+        shutdown: shutdown.clone(),
+    }
+}
+
+/// The server future until `shutdown` turns true.
+fn spawn_server<S, IO, IE>(what: String, service: Service, incoming: S) -> JoinHandle<()>
+where
+    S: futures::Stream<Item = Result<IO, IE>> + Send + 'static,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut stop = service.shutdown.clone();
+    tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
             .add_service(TortieServer::new(service))
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = rx.await;
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
             })
             .await;
         if let Err(e) = served {
-            error!(error = %e, "the API server failed");
+            error!(listener = %what, error = %e, "the API server failed");
         }
-    });
+    })
+}
+
+/// Serves the API on `socket` (and on `state.tcp_listen`) until [`ApiServer::stop`].
+pub async fn serve(socket: PathBuf, state: ApiState) -> Result<ApiServer, ApiError> {
+    // TCP first: a taken port then leaves no socket file behind.
+    let tcp = match state.tcp_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ApiError::BindTcp { addr, source })?,
+        ),
+        None => None,
+    };
+    let (listener, file) = socket::bind(&socket).await?;
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = vec![spawn_server(
+        socket.display().to_string(),
+        service(&state, true, &rx),
+        UnixListenerStream::new(listener),
+    )];
     info!(socket = %socket.display(), "API serving");
+    if let Some(tcp) = tcp {
+        let addr: Option<SocketAddr> = tcp.local_addr().ok();
+        let shown = addr.map_or_else(|| "TCP".to_string(), |a| a.to_string());
+        tasks.push(spawn_server(
+            shown.clone(),
+            service(&state, state.allow_write, &rx),
+            TcpListenerStream::new(tcp),
+        ));
+        info!(listen = %shown, writable = state.allow_write, "API serving on TCP");
+    }
     Ok(ApiServer {
         socket,
         file,
         shutdown: Some(tx),
-        task: Some(task),
+        tasks,
     })
 }
