@@ -6,6 +6,7 @@ mod config;
 mod datastore;
 mod decode;
 mod lab;
+mod metrics;
 mod status_cmd;
 mod status_file;
 
@@ -45,38 +46,140 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Agent(args) => {
-            init_logging();
+            init_logging(&args.log);
             agent::run(args)
         }
         Command::Decode(args) => decode::run(args),
         Command::Lab(args) => {
-            init_logging();
+            init_logging(&LogArgs::default());
             lab::run(args)
         }
         Command::Apply(args) => {
-            init_logging();
+            init_logging(&LogArgs::default());
             datastore::run_apply(args)
         }
         Command::Get(args) => {
-            init_logging();
+            init_logging(&LogArgs::default());
             datastore::run_get(args)
         }
         Command::Delete(args) => {
-            init_logging();
+            init_logging(&LogArgs::default());
             datastore::run_delete(args)
         }
         Command::Status(args) => status_cmd::run(args),
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// How a command logs: the agent takes these as flags; the other commands use the defaults.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log lines on stderr as text, or as one JSON object per line (for log collectors).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// The least severe level logged (error, warn, info, debug, trace, off), or a filter with
+    /// per-module levels such as `info,tortie_bgp=debug`. RUST_LOG, when set, wins.
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = parse_log_filter)]
+    pub log_level: String,
+}
+
+impl Default for LogArgs {
+    fn default() -> Self {
+        LogArgs {
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// A level, or a filter with at least one `target=level` (a bare word would otherwise be read
+/// as a target name and silently enable everything under it).
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let expected = "expected a level (error, warn, info, debug, trace, off) or a filter such as `info,tortie_bgp=debug`";
+    if LEVELS.contains(&s.to_ascii_lowercase().as_str()) {
+        return Ok(s.to_ascii_lowercase());
+    }
+    if !s.contains('=') {
+        return Err(format!("{s:?} is not a log level: {expected}"));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{s:?} is not a log filter ({e}): {expected}"))
+}
+
+/// Logs go to stderr, as text (coloured on a terminal) or JSON lines. `RUST_LOG`, when set,
+/// filters them; else `--log-level` (default `info`).
+fn init_logging(args: &LogArgs) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    use tracing_subscriber::EnvFilter;
+    let from_flag = || EnvFilter::builder().parse_lossy(&args.log_level);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match EnvFilter::builder().parse(&v) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!(
+                    "tortie: RUST_LOG={v:?} is not a valid filter ({e}); using --log-level {}",
+                    args.log_level
+                );
+                from_flag()
+            }
+        },
+        _ => from_flag(),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Event fields at the top level next to `message`; `span` is the innermost span
+        // (`peer`, `dataplane_pass`) and `spans` the whole stack.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_log_filter;
+
+    #[test]
+    fn a_log_level_is_taken_in_any_case() {
+        assert_eq!(parse_log_filter("DEBUG").as_deref(), Ok("debug"));
+        assert_eq!(parse_log_filter("warn").as_deref(), Ok("warn"));
+    }
+
+    #[test]
+    fn a_filter_with_module_levels_is_taken() {
+        assert_eq!(
+            parse_log_filter("info,tortie_bgp=debug").as_deref(),
+            Ok("info,tortie_bgp=debug")
+        );
+    }
+
+    #[test]
+    fn a_word_that_is_no_level_is_refused_with_the_choices() {
+        let e = parse_log_filter("verbose").unwrap_err();
+        assert!(
+            e.contains("verbose") && e.contains("error, warn, info"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_filter_is_refused() {
+        assert!(parse_log_filter("tortie_bgp=loud").is_err());
+    }
 }

@@ -308,6 +308,10 @@ async fn run(
         if !started {
             continue;
         }
+        // A span per write pass: what the pass logs (refusals, tunnel problems, the first sync)
+        // carries its kind. Left before the only await below.
+        let pass = tracing::info_span!("dataplane_pass", pass = tracing::field::Empty);
+        let in_pass = pass.enter();
         let t0 = std::time::Instant::now();
         let result = tokio::task::block_in_place(|| {
             if !synced || repair_now {
@@ -332,6 +336,7 @@ async fn run(
         });
         match result {
             Ok((what, report)) => {
+                pass.record("pass", what);
                 if report.ops > 0 {
                     tracing::debug!(what, ops = report.ops, "dataplane: written");
                 }
@@ -360,6 +365,7 @@ async fn run(
                 // Lost track of the kernel: the next pass dumps it again.
                 warn!(error = %e, "dataplane: writing failed; resyncing");
                 synced = false;
+                drop(in_pass);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

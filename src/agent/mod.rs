@@ -123,6 +123,8 @@ pub struct Args {
     /// node's routes at once) instead of the default graceful restart.
     #[arg(long)]
     pub(crate) withdraw_on_stop: bool,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
     /// Set when the marker of an earlier run was found.
     #[arg(skip)]
     pub(crate) restarted: bool,
@@ -313,6 +315,20 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
     )
     .await
     .map_err(|e| StartError::Api(e.to_string()))?;
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::serve(
+                addr,
+                crate::metrics::MetricsState {
+                    speaker: speaker.clone(),
+                    observed: observed.clone(),
+                },
+            )
+            .await
+            .map_err(|e| StartError::Api(e.to_string()))?,
+        ),
+        None => None,
+    };
 
     let static_prefixes: BTreeSet<IpNet> = args.originate.iter().copied().collect();
     if !static_prefixes.is_empty() {
@@ -458,6 +474,9 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
         let _ = tokio::time::timeout(Duration::from_secs(5), dp.task).await;
     }
     api.stop().await;
+    if let Some(m) = metrics {
+        m.stop().await;
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 /// Commands to a peer task.
 #[derive(Debug)]
@@ -71,7 +71,16 @@ impl PeerTask {
             && self.conns.values().all(|c| c.queued() < WRITE_HIGH_WATER)
     }
 
-    pub async fn run(
+    /// Drives the session until the speaker drops the peer, inside a `peer` span (`peer`, the
+    /// address, and `peer_name`: `name` would clash with the span's own name in JSON logs), so
+    /// that every line logged for it says which peer it is about.
+    pub async fn run(self, ctl: mpsc::Receiver<PeerCmd>, routes: mpsc::Receiver<Vec<Update>>) {
+        let span =
+            tracing::info_span!("peer", peer = %self.spec.address, peer_name = %self.spec.name);
+        self.drive(ctl, routes).instrument(span).await
+    }
+
+    async fn drive(
         mut self,
         mut ctl: mpsc::Receiver<PeerCmd>,
         mut routes: mpsc::Receiver<Vec<Update>>,
