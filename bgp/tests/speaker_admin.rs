@@ -74,7 +74,7 @@ fn nets(list: &[&str]) -> Vec<IpNet> {
 }
 
 #[tokio::test]
-async fn a_disabled_peer_stays_idle_on_both_sides_until_it_is_enabled() {
+async fn a_disabled_peer_stays_idle_until_it_is_enabled() {
     let (a, b, a_ip, b_ip) = pair(1, 2).await;
 
     // The passive side turns the session off: the active side keeps trying to connect, and
@@ -256,6 +256,29 @@ async fn a_best_route_watcher_sees_a_learned_prefix_come_and_go() {
     assert_eq!(route.next_hops, vec![a_ip]);
     a.withdraw(vec![p]).await.unwrap();
     assert_eq!(next(&mut watch).await, None, "withdrawn");
+    a.shutdown(None).await.unwrap();
+    b.shutdown(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_disabled_peer_answers_connection_attempts_with_administrative_shutdown() {
+    let (a, b, a_ip, b_ip) = pair(61, 62).await;
+    assert!(b.set_enabled(a_ip, false).await.unwrap());
+    let seen = wait_for("a to see the shutdown", async || {
+        let p = status(&a, b_ip).await;
+        (p.state != State::Established && p.last_error.is_some()).then_some(p.counters)
+    })
+    .await;
+    // a connects again (its idle hold is a second or two) and is refused with a NOTIFICATION,
+    // not a bare close: the reason it keeps is still the operator's.
+    let p = wait_for("a refused after a new connection", async || {
+        let p = status(&a, b_ip).await;
+        (p.counters.messages_in > seen.messages_in).then_some(p)
+    })
+    .await;
+    let err = p.last_error.unwrap_or_default();
+    assert!(err.contains("disabled by an operator"), "{err}");
+    assert_ne!(p.state, State::Established);
     a.shutdown(None).await.unwrap();
     b.shutdown(None).await.unwrap();
 }

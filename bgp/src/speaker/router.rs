@@ -323,6 +323,7 @@ impl Router {
                 let _ = reply.send(found);
             }
             Command::Accepted(stream, remote) => match self.peers.get(&remote.ip()) {
+                Some(e) if !e.enabled => refuse_disabled(stream, remote),
                 Some(e) => {
                     let _ = e.ctl.send(PeerCmd::Accepted(stream)).await;
                 }
@@ -479,6 +480,37 @@ impl Router {
             }
         }
     }
+}
+
+/// Answers a connection from a peer an operator disabled with Cease / Administrative Shutdown
+/// (RFC 4486, RFC 9003) and closes it, instead of the bare close of an Idle session: the peer
+/// then reports why (not a mere "connection closed") and backs off before trying again, as
+/// after any NOTIFICATION. Written by a task of its own so the router never waits on a socket.
+fn refuse_disabled(mut stream: tokio::net::TcpStream, remote: std::net::SocketAddr) {
+    use crate::wire::notification::cease;
+    use tokio::io::AsyncWriteExt;
+    let n = crate::wire::Notification::cease_with_message(
+        cease::ADMINISTRATIVE_SHUTDOWN,
+        DISABLED_MESSAGE,
+    );
+    let mut buf = bytes::BytesMut::new();
+    if crate::wire::encode(
+        &crate::wire::Message::Notification(n),
+        &Default::default(),
+        &mut buf,
+    )
+    .is_err()
+    {
+        return;
+    }
+    info!(%remote, "connection from a disabled peer refused with Administrative Shutdown");
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = stream.write_all(&buf).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
 }
 
 /// What the RIB needs to know of a peer.
