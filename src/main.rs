@@ -2,6 +2,7 @@
 
 mod agent;
 mod api;
+mod cli_views;
 mod config;
 mod datastore;
 mod decode;
@@ -40,6 +41,14 @@ enum Command {
     Delete(datastore::DeleteArgs),
     /// Show this node's agent and BGP sessions, as `calicoctl node status` does.
     Status(status_cmd::Args),
+    /// Show the RIB's best routes beside the kernel routes felix programmed.
+    Routes(cli_views::routes::Args),
+    /// Show the BGP sessions with their counts, or one peer in detail.
+    Peers(cli_views::peers::Args),
+    /// Show IP pool and block usage.
+    Ipam(cli_views::ipam::Args),
+    /// Enable, disable or refresh one BGP peer.
+    Peer(cli_views::peer_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +76,10 @@ fn main() -> ExitCode {
             datastore::run_delete(args)
         }
         Command::Status(args) => status_cmd::run(args),
+        Command::Routes(args) => cli_views::routes::run(args),
+        Command::Peers(args) => cli_views::peers::run(args),
+        Command::Ipam(args) => cli_views::ipam::run(args),
+        Command::Peer(args) => cli_views::peer_cmd::run(args),
     }
 }
 

@@ -1,16 +1,17 @@
 //! `tortie status`: the agent's sessions as `calicoctl node status` prints BIRD's, read from
 //! the agent's API, or as JSON for scripts.
 //!
-//! STATE is what BIRD shows for a protocol (`up` once Established, `start` while it tries),
-//! INFO the RFC 4271 state, followed by the last error while the session is not up: the same
-//! columns an operator of Calico already reads. Times are UTC. Everything in the agent's reply
+//! STATE is what BIRD shows for a protocol (`up` once Established, `start` while it tries,
+//! `down` when an operator disabled it), INFO the RFC 4271 state, followed by the last error
+//! while the session is not up (or `(disabled)`): the same columns an operator of Calico
+//! already reads. Times are UTC. Everything in the agent's reply
 //! is checked before it is printed; a reply that does not parse is an error, not a guess.
 //!
 //! `--json` prints one object whose shape only grows:
 //! `{"node", "version", "pid", "uptimeSeconds", "peers": [{"name", "address", "port",
 //! "type", "state", "bgpState", "since", "info", "lastError", "peerAs", "received",
-//! "advertised"}]}`; `since` is RFC 3339 (UTC) or null when unknown, counters are null when
-//! the agent does not count them.
+//! "advertised", "enabled"}]}`; `since` is RFC 3339 (UTC) or null when unknown, counters and
+//! `enabled` are null when the agent does not report them.
 
 use crate::api::client::{self, ClientError};
 use serde::Serialize;
@@ -36,7 +37,7 @@ pub struct Args {
 pub enum StatusError {
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("the agent did not answer {call}: {} ({:?})", status.message(), status.code())]
+    #[error("{call} failed: {} ({:?})", status.message(), status.code())]
     Call {
         call: &'static str,
         status: tonic::Status,
@@ -67,7 +68,7 @@ pub struct PeerRow {
     /// calicoctl's PEER TYPE text.
     #[serde(rename = "type")]
     pub peer_type: String,
-    /// `up` or `start`, as BIRD's protocol state.
+    /// `up`, `start` or `down` (disabled), as BIRD's protocol state.
     pub state: String,
     /// The RFC 4271 state name (`Established`, `Active`, ...), `unknown` for a value this
     /// client does not know.
@@ -79,6 +80,8 @@ pub struct PeerRow {
     pub peer_as: u32,
     pub received: Option<u64>,
     pub advertised: Option<u64>,
+    /// `false` once an operator disabled the session (`tortie peer disable`).
+    pub enabled: Option<bool>,
 }
 
 fn as_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -88,7 +91,10 @@ fn as_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
     }
 }
 
-fn as_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn as_rfc3339<S: serde::Serializer>(
+    t: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match t.and_then(utc) {
         Some(c) => s.serialize_str(&format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -100,17 +106,17 @@ fn as_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::O
 
 /// A UTC calendar time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
+pub(crate) struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
 }
 
 /// UTC calendar fields of `t` (proleptic Gregorian); `None` before 1970.
-fn utc(t: SystemTime) -> Option<Civil> {
+pub(crate) fn utc(t: SystemTime) -> Option<Civil> {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
     let days = i64::try_from(secs / 86_400).ok()?;
     let rem = secs % 86_400;
@@ -135,7 +141,7 @@ fn utc(t: SystemTime) -> Option<Civil> {
 }
 
 /// BIRD's SINCE: the time of day when it is today, else the date.
-fn since_text(since: Option<SystemTime>, now: SystemTime) -> String {
+pub(crate) fn since_text(since: Option<SystemTime>, now: SystemTime) -> String {
     match (since.and_then(utc), utc(now)) {
         (Some(s), Some(n)) if (s.year, s.month, s.day) == (n.year, n.month, n.day) => {
             format!("{:02}:{:02}:{:02}", s.hour, s.minute, s.second)
@@ -184,13 +190,13 @@ fn type_text(label: &str, t: v1::PeerType) -> String {
 
 /// Text from the agent with control characters (a newline in an error) made harmless for a
 /// one-line table cell.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
 
-fn row(p: v1::Peer) -> Result<PeerRow, StatusError> {
+pub(crate) fn row(p: v1::Peer) -> Result<PeerRow, StatusError> {
     let bad = |what: String| StatusError::Reply {
         call: "ListPeers",
         what,
@@ -208,7 +214,9 @@ fn row(p: v1::Peer) -> Result<PeerRow, StatusError> {
     let peer_type = v1::PeerType::try_from(p.r#type).unwrap_or(v1::PeerType::Unspecified);
     let bgp_state = state_name(state).to_string();
     let last_error = p.last_error.as_deref().map(printable);
+    let disabled = p.enabled == Some(false);
     let info = match (&last_error, state) {
+        _ if disabled => format!("{bgp_state} (disabled)"),
         (_, v1::PeerState::Established) | (None, _) => bgp_state.clone(),
         (Some(e), _) => format!("{bgp_state} {e}"),
     };
@@ -217,7 +225,9 @@ fn row(p: v1::Peer) -> Result<PeerRow, StatusError> {
         address,
         port,
         peer_type: type_text(&p.type_label, peer_type),
-        state: if state == v1::PeerState::Established {
+        state: if disabled {
+            "down"
+        } else if state == v1::PeerState::Established {
             "up"
         } else {
             "start"
@@ -230,10 +240,13 @@ fn row(p: v1::Peer) -> Result<PeerRow, StatusError> {
         peer_as: p.peer_as,
         received: p.received,
         advertised: p.advertised,
+        enabled: p.enabled,
     })
 }
 
-async fn fetch_peers(client: &mut TortieClient<Channel>) -> Result<Vec<PeerRow>, StatusError> {
+pub(crate) async fn fetch_peers(
+    client: &mut TortieClient<Channel>,
+) -> Result<Vec<PeerRow>, StatusError> {
     let reply = client
         .list_peers(v1::ListPeersRequest::default())
         .await
@@ -278,7 +291,7 @@ pub async fn peer_rows(socket: &Path) -> Result<Vec<PeerRow>, StatusError> {
 
 /// A table in the layout of calicoctl (tablewriter): centred headers, cells padded by one
 /// space.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -389,27 +402,36 @@ async fn status(args: &Args) -> Result<String, StatusError> {
     })
 }
 
-pub fn run(args: Args) -> ExitCode {
+/// Runs a command's future on a small runtime: prints its text, or its error with the
+/// command's name on stderr and exit status 1.
+pub(crate) fn run_printing(
+    command: &str,
+    fut: impl std::future::Future<Output = Result<String, StatusError>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("tortie status: cannot start the runtime: {e}");
+            eprintln!("tortie {command}: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(status(&args)) {
+    match runtime.block_on(fut) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tortie status: {e}");
+            eprintln!("tortie {command}: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    run_printing("status", status(&args))
 }
 
 #[cfg(test)]
@@ -518,5 +540,17 @@ mod tests {
         let text = render_peers(&[], at(0));
         assert!(text.contains("IPv4 BGP status\nNo IPv4 peers found.\n"));
         assert!(text.contains("IPv6 BGP status\nNo IPv6 peers found.\n"));
+    }
+
+    #[test]
+    fn a_disabled_peer_is_down_and_says_so() {
+        let mut p = peer(
+            "198.18.1.2",
+            v1::PeerState::Idle,
+            Some("sent NOTIFICATION Cease"),
+        );
+        p.enabled = Some(false);
+        let r = row(p).map(|r| (r.state, r.info)).ok();
+        assert_eq!(r, Some(("down".to_string(), "Idle (disabled)".to_string())));
     }
 }

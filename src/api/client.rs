@@ -20,6 +20,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one call may take before the client gives up.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest reply the client takes.
+pub const MAX_REPLY: usize = 64 << 20;
+
 /// Why no API client could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -84,5 +87,7 @@ pub async fn connect(socket: &Path) -> Result<TortieClient<Channel>, ClientError
                 reason: e.to_string(),
             }
         })?;
-    Ok(TortieClient::new(channel))
+    // Pages are sized to stay under gRPC's usual 4 MiB, but a client should not fail on a
+    // larger reply from an agent that pages differently.
+    Ok(TortieClient::new(channel).max_decoding_message_size(MAX_REPLY))
 }
