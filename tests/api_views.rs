@@ -207,7 +207,7 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// A view's peer by address.
-fn peer_of<'a>(view: &'a Value, address: IpAddr) -> Result<&'a Value, String> {
+fn peer_of(view: &Value, address: IpAddr) -> Result<&Value, String> {
     view["peers"]
         .as_array()
         .and_then(|ps| {
@@ -548,14 +548,12 @@ fn agent_with_bird(tcp: SocketAddr, extra: &[&str]) -> (Tortie, Bird, IpAddr) {
     (tortie, bird, bird_addr)
 }
 
-fn tcp_client(
+async fn tcp_client(
     addr: SocketAddr,
-) -> impl std::future::Future<Output = v1::tortie_client::TortieClient<tonic::transport::Channel>> {
-    async move {
-        v1::tortie_client::TortieClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap_or_else(|e| panic!("connect to the API on {addr}: {e}"))
-    }
+) -> v1::tortie_client::TortieClient<tonic::transport::Channel> {
+    v1::tortie_client::TortieClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap_or_else(|e| panic!("connect to the API on {addr}: {e}"))
 }
 
 #[test]
