@@ -325,7 +325,7 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
                 },
             )
             .await
-            .map_err(|e| StartError::Api(e.to_string()))?,
+            .map_err(|e| StartError::Metrics(e.to_string()))?,
         ),
         None => None,
     };

@@ -26,6 +26,8 @@ pub enum StartError {
     Policy(String),
     #[error("API: {0}")]
     Api(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
     #[error("datastore: {0}")]
     Datastore(String),
     #[error("dataplane: {0}")]
