@@ -3,6 +3,7 @@
 mod agent;
 mod api;
 mod cli_views;
+mod cni;
 mod config;
 mod datastore;
 mod decode;
@@ -52,6 +53,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Runtimes execute CNI plugins by file name: a `tortie-cni` link to this binary is the
+    // plugin, which takes no arguments and speaks CNI on stdin/stdout.
+    if cni::invoked_as_plugin() {
+        return cni::run_plugin();
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Agent(args) => {

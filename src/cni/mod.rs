@@ -1,0 +1,160 @@
+//! `tortie-cni`: the CNI 1.0/1.1 plugin, run by a container runtime (the `tortie` binary
+//! invoked under the name `tortie-cni`) to give pods their addresses from tortie's IPAM and
+//! wire them to the node as Calico's CNI plugin does.
+//!
+//! The runtime passes the command and the container in `CNI_*` variables and the network
+//! configuration on stdin, and reads one JSON object from stdout: the result, or an error
+//! with the specification's code. Logs go to stderr. Modules: [`config`] (the inputs,
+//! validated), [`result`] (the outputs and codes), [`add`], [`del`], [`check`] (the
+//! commands), [`addresses`] (the agent or the datastore), [`store_ipam`], [`pools`], [`lock`],
+//! [`node`], [`veth`] and [`iproute`] (the dataplane).
+
+mod add;
+mod addresses;
+mod check;
+pub mod config;
+mod del;
+mod iproute;
+mod lock;
+mod node;
+mod pools;
+pub mod result;
+mod store_ipam;
+pub mod veth;
+
+use config::{Command, Env, NetConf};
+use result::{CniError, Code, LATEST_VERSION};
+use std::io::{Read as _, Write as _};
+use std::process::ExitCode;
+
+/// The file name that makes the `tortie` binary run as the plugin.
+pub const PLUGIN_NAME: &str = "tortie-cni";
+
+/// Whether the process was started as the plugin (`argv[0]`'s file name is `tortie-cni`).
+pub fn invoked_as_plugin() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n == PLUGIN_NAME)
+        })
+        .unwrap_or(false)
+}
+
+/// Runs the plugin: one command, one JSON object on stdout, exit status 0 or 1.
+pub fn run_plugin() -> ExitCode {
+    let get = |k: &str| std::env::var(k).ok();
+    let mut input = Vec::new();
+    let read = std::io::stdin().read_to_end(&mut input);
+    init_logging(config::peek_log_level(&input).as_deref());
+    let version = config::peek_version(&input).unwrap_or_else(|| LATEST_VERSION.to_string());
+    let outcome = read
+        .map_err(|e| {
+            CniError::new(
+                Code::Io,
+                format!("reading the network configuration from stdin: {e}"),
+            )
+        })
+        .and_then(|_| run(&get, &input));
+    match outcome {
+        Ok(out) => {
+            if let Some(value) = out {
+                if !print(&value) {
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(code = e.code.number(), "{e}");
+            print(&e.to_json(&version));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints one JSON object on stdout; false when stdout is gone.
+fn print(value: &serde_json::Value) -> bool {
+    let mut out = std::io::stdout().lock();
+    let written = serde_json::to_writer(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush());
+    if let Err(e) = written {
+        tracing::error!(error = %e, "cannot write the result to stdout");
+        return false;
+    }
+    true
+}
+
+/// Runs the command the environment names; `Some` is printed on stdout.
+fn run(
+    get: &dyn Fn(&str) -> Option<String>,
+    input: &[u8],
+) -> Result<Option<serde_json::Value>, CniError> {
+    let command = config::command(get)?;
+    if command == Command::Version {
+        return Ok(Some(result::version_info()));
+    }
+    let conf = NetConf::parse(input)?;
+    if !conf.ignored_keys.is_empty() {
+        tracing::warn!(keys = ?conf.ignored_keys, "network configuration keys tortie-cni does not use were ignored");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CniError::new(Code::Io, format!("starting the async runtime: {e}")))?;
+    if command == Command::Status {
+        return status(&conf, &rt).map(|()| None);
+    }
+    let env = Env::read(command, get)?;
+    match command {
+        Command::Add => {
+            let r = add::run(&conf, &env, &rt)?;
+            serde_json::to_value(&r)
+                .map(Some)
+                .map_err(|e| CniError::new(Code::Io, format!("encoding the result: {e}")))
+        }
+        Command::Del => del::run(&conf, &env, &rt).map(|()| None),
+        Command::Check => check::run(&conf, &env, &rt).map(|()| None),
+        Command::Status | Command::Version => Ok(None),
+    }
+}
+
+/// STATUS: whether an ADD could be served now (the datastore or agent answers, the pools are
+/// there); 50 when not, 51 when for lack of addresses.
+fn status(conf: &NetConf, rt: &tokio::runtime::Runtime) -> Result<(), CniError> {
+    let checked = node::name(conf).and_then(|n| {
+        let ipam = rt.block_on(addresses::Ipam::connect(conf))?;
+        rt.block_on(ipam.ready(conf, &n))
+    });
+    checked.map_err(|e| {
+        let code = if e.code == Code::NoAddress {
+            Code::LimitedResources
+        } else {
+            Code::NotAvailable
+        };
+        CniError::new(code, e.details)
+    })
+}
+
+/// Logs on stderr (the runtime keeps stdout for the result), at the configuration's
+/// `log_level` (default info); `RUST_LOG` wins when set.
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let level = match level.map(str::to_ascii_lowercase).as_deref() {
+        Some("warning") => "warn".to_string(),
+        Some(l) if ["error", "warn", "info", "debug", "trace", "off"].contains(&l) => l.to_string(),
+        _ => "info".to_string(),
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::builder().parse(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
