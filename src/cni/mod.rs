@@ -122,21 +122,14 @@ fn run(
     }
 }
 
-/// STATUS: whether an ADD could be served now (the datastore or agent answers, the pools are
-/// there); 50 when not, 51 when for lack of addresses.
+/// STATUS: whether an ADD could be served now (the datastore or the agent answers, and the
+/// pools the configuration asks for are usable on this node); 50 when not.
 fn status(conf: &NetConf, rt: &tokio::runtime::Runtime) -> Result<(), CniError> {
     let checked = node::name(conf).and_then(|n| {
         let ipam = rt.block_on(addresses::Ipam::connect(conf))?;
         rt.block_on(ipam.ready(conf, &n))
     });
-    checked.map_err(|e| {
-        let code = if e.code == Code::NoAddress {
-            Code::LimitedResources
-        } else {
-            Code::NotAvailable
-        };
-        CniError::new(code, e.details)
-    })
+    checked.map_err(|e| CniError::new(Code::NotAvailable, e.to_string()))
 }
 
 /// Logs on stderr (the runtime keeps stdout for the result), at the configuration's

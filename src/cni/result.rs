@@ -37,8 +37,6 @@ pub enum Code {
     TryAgainLater,
     /// 50: STATUS: the plugin cannot serve ADD requests.
     NotAvailable,
-    /// 51: STATUS: the plugin cannot serve ADD requests for lack of resources (addresses).
-    LimitedResources,
     /// 100: IPAM has no address to give (pools exhausted, block limit, no usable pool).
     NoAddress,
     /// 101: IPAM failed otherwise (a corrupt document, an invalid request).
@@ -61,7 +59,6 @@ impl Code {
             Code::InvalidConfig => 7,
             Code::TryAgainLater => 11,
             Code::NotAvailable => 50,
-            Code::LimitedResources => 51,
             Code::NoAddress => 100,
             Code::IpamFailed => 101,
             Code::DataplaneFailed => 102,
@@ -81,7 +78,6 @@ impl Code {
             Code::InvalidConfig => "invalid network config",
             Code::TryAgainLater => "try again later",
             Code::NotAvailable => "plugin not available",
-            Code::LimitedResources => "plugin not available due to limited resources",
             Code::NoAddress => "no IP address available",
             Code::IpamFailed => "IPAM failed",
             Code::DataplaneFailed => "dataplane setup failed",
@@ -217,7 +213,6 @@ mod tests {
             (Code::InvalidConfig, 7),
             (Code::TryAgainLater, 11),
             (Code::NotAvailable, 50),
-            (Code::LimitedResources, 51),
         ];
         for (c, n) in codes {
             assert_eq!(c.number(), n, "{c:?}");
