@@ -1,0 +1,152 @@
+//! The overlays run whole, as a cluster would run them (see [`crate::pod`]): an operator's
+//! overlay that sets etcd's address, every pod's init containers then its agent, on nodes that
+//! are network namespaces sharing a LAN with the operator's etcd. What is checked is what an
+//! operator would look at: `tortie status` on each node's API socket and the kubelet's probe.
+
+use crate::cluster::{Lan, Node, peers, peers_up, probe, status};
+use crate::manifests::{Rendered, at, pod_spec};
+use crate::pod::Pod;
+use crate::support::try_wait_until;
+use std::time::Duration;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// The port of the workload's readiness probe.
+fn readiness_port(r: &Rendered, kind: &str, name: &str) -> u16 {
+    let c = &pod_spec(r.find(kind, name))["containers"][0];
+    at(c, &["readinessProbe", "httpGet", "port"])
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("{name}: no numeric readiness probe port"))
+}
+
+/// Waits until the node's sessions up are exactly `want`, and its readiness probe passes.
+fn wait_ready(node: &Node, pods: &mut [Pod], want: &[String], port: u16) {
+    let r = try_wait_until(SETTLE, Duration::from_millis(500), || {
+        for p in pods.iter_mut() {
+            p.check_running()?;
+        }
+        let s = status(node)?;
+        let (all, up) = (peers(&s), peers_up(&s));
+        if up != want || all != want {
+            return Err(format!(
+                "{}: peers {all:?}, up {up:?}; want {want:?}",
+                node.name
+            ));
+        }
+        probe(node, port, "/readyz").map_err(|e| format!("{}: /readyz: {e}", node.name))
+    });
+    if let Err(last) = r {
+        let logs: String = pods
+            .iter()
+            .map(|p| {
+                let log = p.log_path("tortie-node");
+                let rr = p.log_path("tortie-route-reflector");
+                format!(
+                    "{}{}",
+                    crate::support::tail(&log, 15),
+                    crate::support::tail(&rr, 15)
+                )
+            })
+            .collect();
+        panic!("not ready after {SETTLE:?}: {last}\n{logs}");
+    }
+}
+
+#[test]
+fn the_mesh_overlay_brings_every_node_into_a_ready_mesh() {
+    let lan = Lan::new("mesh", &["node-a", "node-b"]);
+    lan.start_etcd();
+    let r = Rendered::operator_overlay("mesh", &lan.endpoint(), &lan.dir.join("overlay"));
+    let ds = r.find("DaemonSet", "tortie-node");
+    let mut pods = Vec::new();
+    for i in 0..lan.nodes.len() {
+        let pod = Pod::new(
+            &r,
+            ds,
+            &lan.host(i),
+            &lan.secrets(),
+            &lan.dir.join(format!("pod-{i}")),
+        );
+        pod.run_init_containers();
+        pods.push(pod);
+    }
+    for p in &mut pods {
+        p.start();
+    }
+    let port = readiness_port(&r, "DaemonSet", "tortie-node");
+    for (i, node) in lan.nodes.iter().enumerate() {
+        let others: Vec<String> = lan
+            .nodes
+            .iter()
+            .filter(|n| n.name != node.name)
+            .map(|n| n.ip.to_string())
+            .collect();
+        wait_ready(node, &mut pods[i..=i], &others, port);
+        // Registered by its own pod, with the prefix of its interface.
+        let stored = lan
+            .stored_node(&node.name)
+            .expect("the node registered itself");
+        assert_eq!(
+            stored["spec"]["bgp"]["ipv4Address"],
+            format!("{}/24", node.ip).as_str(),
+            "{stored}"
+        );
+    }
+}
+
+#[test]
+fn the_route_reflector_overlay_peers_every_node_with_the_reflector_only() {
+    let lan = Lan::new("rr", &["node-a", "node-b", "rr-1"]);
+    lan.start_etcd();
+    let r =
+        Rendered::operator_overlay("route-reflector", &lan.endpoint(), &lan.dir.join("overlay"));
+    let ds = r.find("DaemonSet", "tortie-node");
+    let rr = r.find("Deployment", "tortie-route-reflector");
+    let mut pods = Vec::new();
+    for i in 0..lan.nodes.len() {
+        let workload = if lan.nodes[i].name.starts_with("rr-") {
+            rr
+        } else {
+            ds
+        };
+        let pod = Pod::new(
+            &r,
+            workload,
+            &lan.host(i),
+            &lan.secrets(),
+            &lan.dir.join(format!("pod-{i}")),
+        );
+        pod.run_init_containers();
+        pods.push(pod);
+    }
+    for p in &mut pods {
+        p.start();
+    }
+    let reflector = lan.nodes[2].ip.to_string();
+    let node_port = readiness_port(&r, "DaemonSet", "tortie-node");
+    let rr_port = readiness_port(&r, "Deployment", "tortie-route-reflector");
+    // Nodes: one session each, to the reflector (no mesh).
+    for i in 0..2 {
+        wait_ready(
+            &lan.nodes[i],
+            &mut pods[i..=i],
+            std::slice::from_ref(&reflector),
+            node_port,
+        );
+    }
+    // The reflector (with NET_BIND_SERVICE only): both nodes.
+    let clients: Vec<String> = lan.nodes[..2].iter().map(|n| n.ip.to_string()).collect();
+    wait_ready(&lan.nodes[2], &mut pods[2..], &clients, rr_port);
+    let stored = lan
+        .stored_node("rr-1")
+        .expect("the reflector registered itself");
+    assert_eq!(
+        stored["metadata"]["labels"]["route-reflector"], "true",
+        "{stored}"
+    );
+    assert!(
+        stored["spec"]["bgp"]["routeReflectorClusterID"].is_string(),
+        "{stored}"
+    );
+}
