@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers and tools the integration tests use (Debian packages).
-PACKAGES=(bird2 gobgpd frr exabgp etcd-server etcd-client openssl iproute2 iputils-ping tcpdump qemu-system-x86 busybox-static)
+PACKAGES=(bird2 gobgpd frr exabgp etcd-server etcd-client openssl iproute2 iputils-ping tcpdump qemu-system-x86 busybox-static nftables)
+# kubectl renders deploy/ (tests/deploy): Debian's kubernetes-client, unless a kubectl is
+# already installed (the machine image's `kubectl` package owns /usr/bin/kubectl as well, so
+# installing kubernetes-client beside it fails).
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,6 +24,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# kubernetes-validate (PyPI, pinned) checks the rendered manifests against the Kubernetes
+# schemas (tests/deploy).
+KUBERNETES_VALIDATE=1.33.1
+if [ "$(kubernetes-validate --version 2>/dev/null)" != "$KUBERNETES_VALIDATE" ]; then
+  echo "tools/test.sh: installing kubernetes-validate==$KUBERNETES_VALIDATE (pip)"
+  python3 -m pip install -q "kubernetes-validate==$KUBERNETES_VALIDATE" ||
+    python3 -m pip install -q --break-system-packages "kubernetes-validate==$KUBERNETES_VALIDATE" || {
+    echo "tools/test.sh: cannot install kubernetes-validate==$KUBERNETES_VALIDATE with pip (tests/deploy needs it)" >&2
+    exit 1
+  }
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash
+  if [ "$(kubernetes-validate --version 2>/dev/null)" != "$KUBERNETES_VALIDATE" ]; then
+    echo "tools/test.sh: kubernetes-validate==$KUBERNETES_VALIDATE was installed but \`kubernetes-validate\` on PATH is not it" >&2
+    exit 1
+  fi
 fi
 
 # The peers the interop tests run against.
