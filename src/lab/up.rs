@@ -217,15 +217,16 @@ fn build(
         children.insert(n.name.clone(), child);
     }
 
-    let records = pods::allocate(&data, t, &t.pods)?;
+    // Pods come from the real CNI plugin, run as a container runtime runs it.
+    pods::install(&dir, &st.exe, t)?;
     // One line per pod while that stays readable.
-    let each = records.len() <= report::MATRIX_MAX_PODS;
-    for (plan, rec) in t.pods.iter().zip(&records) {
+    let each = t.pods.len() <= report::MATRIX_MAX_PODS;
+    for plan in &t.pods {
         let node_ns = t
             .node(&plan.node)
             .map(|n| n.namespace.clone())
             .unwrap_or_default();
-        pods::wire(plan, &node_ns, rec.address)?;
+        let rec = pods::create(&dir, t, plan, &node_ns)?;
         st.pods.push(rec.clone());
         if each {
             report::line(&format!(
@@ -235,7 +236,7 @@ fn build(
         }
     }
     if !each {
-        report::line(&format!("{} pods created", records.len()));
+        report::line(&format!("{} pods created", t.pods.len()));
     }
     st.save()?;
     Ok(())
