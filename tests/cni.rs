@@ -891,11 +891,16 @@ impl Lab {
                 "name": "k8s-pod-network",
                 "type": "tortie-cni",
                 "nodename": format!("node{n}"),
-                "apiSocket": "",
+                "apiSocket": self.dir.join(format!("node{n}")).join("api.sock"),
                 "ipamLockFile": self.dir.join("ipam.lock"),
                 "datastore": {"dataDir": self.dir.join("data")},
             }),
         }
+    }
+
+    fn agent_log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("node{n}")).join("agent.log"))
+            .unwrap_or_default()
     }
 }
 
@@ -970,4 +975,38 @@ fn pods_on_nodes_in_different_subnets_reach_each_other() {
         pings(&b, &addr_a, Duration::from_secs(30)),
         "{b} cannot reach {addr_a}"
     );
+}
+
+#[test]
+fn with_an_agent_on_the_node_add_and_del_go_through_its_api() {
+    need_root!();
+    let lab = Lab::up("api");
+    let node = lab.node(1);
+    let mut namespaces = Namespaces::new();
+    let pod = namespaces.add(&format!("{}-pod1", node.ns));
+    let addr = node.add("viaapi", &pod).expect_ok().address();
+    let log = lab.agent_log(1);
+    assert!(
+        log.contains("pod addresses assigned over the API")
+            && log.contains("k8s-pod-network.viaapi"),
+        "the agent did not assign it:\n{log}"
+    );
+    node.del("viaapi", Some(&pod)).expect_ok();
+    let log = lab.agent_log(1);
+    assert!(
+        log.contains("pod addresses released over the API") && log.contains(&addr),
+        "the agent did not release it:\n{log}"
+    );
+}
+
+#[test]
+fn with_no_agent_on_the_socket_add_uses_the_datastore() {
+    need_root!();
+    let mut s = Standalone::new("noagent", "198.19.22.0/24", 26);
+    let pod = s.pod(1);
+    let mut conf = s.node.conf.clone();
+    conf["apiSocket"] = json!(s.data.with_file_name("nobody.sock"));
+    let r = s.node.run("ADD", "c1", Some(&pod), &conf).expect_ok();
+    assert!(r.address().starts_with("198.19.22."));
+    assert!(s.allocated_handles().contains(&handle("c1")));
 }

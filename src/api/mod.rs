@@ -16,6 +16,7 @@ mod events;
 mod fib;
 mod ipam;
 mod peers;
+mod pod_address;
 mod routes;
 mod select;
 mod server;

@@ -1,12 +1,12 @@
 //! The `tortie.v1.Tortie` service: each call checked and handed to the module that answers it
-//! (`peers`, `routes`, `fib`, `ipam`, `events`).
+//! (`peers`, `routes`, `fib`, `ipam`, `events`, `pod_address`).
 //!
 //! One instance serves the unix socket (writable) and, with `--api-listen`, another serves TCP
 //! (writable only with `--api-allow-write`): whether a write call is allowed is a property of
 //! the listener it came in on, so it is fixed when the service is built, not looked up per
 //! request.
 
-use super::{ApiState, convert, events, fib, ipam, peers, routes};
+use super::{ApiState, convert, events, fib, ipam, peers, pod_address, routes};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
@@ -136,6 +136,26 @@ impl Tortie for Service {
     ) -> Result<Response<v1::RefreshPeerResponse>, Status> {
         self.check_writable("RefreshPeer")?;
         peers::refresh(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn assign_pod_address(
+        &self,
+        request: Request<v1::AssignPodAddressRequest>,
+    ) -> Result<Response<v1::AssignPodAddressResponse>, Status> {
+        self.check_writable("AssignPodAddress")?;
+        pod_address::assign(&self.state, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn release_pod_address(
+        &self,
+        request: Request<v1::ReleasePodAddressRequest>,
+    ) -> Result<Response<v1::ReleasePodAddressResponse>, Status> {
+        self.check_writable("ReleasePodAddress")?;
+        pod_address::release(&self.state, request.into_inner())
             .await
             .map(Response::new)
     }

@@ -39,7 +39,7 @@ pub fn run(conf: &NetConf, env: &Env, rt: &tokio::runtime::Runtime) -> Result<()
     let expected = expected_addresses(prev)?;
     let handle = env.handle();
     let held = {
-        let ipam = rt.block_on(Ipam::connect(conf))?;
+        let ipam = rt.block_on(Ipam::connect_store(conf))?;
         rt.block_on(ipam.addresses(&handle))?
     };
     let mut problems = Vec::new();

@@ -19,7 +19,7 @@ mod lock;
 mod node;
 mod pools;
 pub mod result;
-mod store_ipam;
+pub mod store_ipam;
 pub mod veth;
 
 use config::{Command, Env, NetConf};
@@ -126,7 +126,7 @@ fn run(
 /// pools the configuration asks for are usable on this node); 50 when not.
 fn status(conf: &NetConf, rt: &tokio::runtime::Runtime) -> Result<(), CniError> {
     let checked = node::name(conf).and_then(|n| {
-        let ipam = rt.block_on(addresses::Ipam::connect(conf))?;
+        let ipam = rt.block_on(addresses::Ipam::connect_store(conf))?;
         rt.block_on(ipam.ready(conf, &n))
     });
     checked.map_err(|e| CniError::new(Code::NotAvailable, e.to_string()))

@@ -191,8 +191,20 @@ pub async fn assign(
 /// Gives back addresses a failed ADD allocated (only if still this handle's, at that seq);
 /// a failure is logged: the IPAM garbage collection takes what is left.
 pub async fn release_fresh(allocator: &Allocator, handle: &str, fresh: &[Fresh]) {
+    if let Err(e) = release_only(allocator, handle, fresh).await {
+        tracing::warn!(handle, error = %e, "could not give back the addresses of a failed ADD");
+    }
+}
+
+/// Releases the listed addresses while `handle` still holds them at that seq; returns those
+/// released.
+pub async fn release_only(
+    allocator: &Allocator,
+    handle: &str,
+    fresh: &[Fresh],
+) -> Result<Vec<IpAddr>, CniError> {
     if fresh.is_empty() {
-        return;
+        return Ok(Vec::new());
     }
     let opts: Vec<ReleaseOptions> = fresh
         .iter()
@@ -202,9 +214,11 @@ pub async fn release_fresh(allocator: &Allocator, handle: &str, fresh: &[Fresh])
             seq: Some(f.seq),
         })
         .collect();
-    if let Err(e) = allocator.release_with(&opts).await {
-        tracing::warn!(handle, error = %e, "could not give back the addresses of a failed ADD");
-    }
+    allocator
+        .release_with(&opts)
+        .await
+        .map(|r| r.released)
+        .map_err(|e| ipam_error(&format!("releasing addresses of handle {handle}"), e))
 }
 
 /// Releases every address of `handle`; nothing to release is no error.
