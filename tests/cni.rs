@@ -414,7 +414,7 @@ fn add_gives_the_pod_an_address_a_veth_and_a_default_route_via_the_link_local_ga
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(s.node.links(), [host.clone()]);
+    assert_eq!(s.node.links(), std::slice::from_ref(&host));
     assert_eq!(
         s.node.pod_routes(),
         [format!("{addr} dev {host} scope link ")]

@@ -62,26 +62,18 @@ pub fn run(conf: &NetConf, env: &Env, rt: &tokio::runtime::Runtime) -> Result<Cn
     };
     let host_veth = veth::host_veth_name(&env.container_id);
     let addrs: Vec<IpAddr> = assigned.addrs.iter().map(|a| a.addr).collect();
-    let wired = veth::remove(&host_veth)
-        .map_err(|e| (format!("removing the earlier link {host_veth}"), e))
-        .and_then(|existed| {
-            if existed {
-                tracing::info!(veth = %host_veth, "a repeated ADD: the earlier link was removed");
-            }
-            veth::create(&PodLink {
-                host_veth: host_veth.clone(),
-                netns,
-                ifname: &env.ifname,
-                mtu,
-                addrs: addrs.clone(),
-            })
-            .map_err(|e| (format!("wiring {host_veth} to {}", env.ifname), e))
-        });
-    let wired = match wired {
+    let link = PodLink {
+        host_veth: host_veth.clone(),
+        netns,
+        ifname: &env.ifname,
+        mtu,
+        addrs,
+    };
+    let wired = match wire(&link) {
         Ok(w) => w,
-        Err((what, e)) => {
+        Err(e) => {
             rt.block_on(ipam.release_fresh(&handle, &assigned.fresh));
-            return Err(CniError::new(Code::DataplaneFailed, format!("{what}: {e}")));
+            return Err(e);
         }
     };
     Ok(result(
@@ -93,6 +85,18 @@ pub fn run(conf: &NetConf, env: &Env, rt: &tokio::runtime::Runtime) -> Result<Cn
         mtu,
         &assigned.addrs,
     ))
+}
+
+/// Replaces a link an earlier ADD of this container left, then makes the pod's link.
+fn wire(link: &PodLink<'_>) -> Result<veth::Wired, CniError> {
+    let failed = |what: String, e| CniError::new(Code::DataplaneFailed, format!("{what}: {e}"));
+    let existed = veth::remove(&link.host_veth)
+        .map_err(|e| failed(format!("removing the earlier link {}", link.host_veth), e))?;
+    if existed {
+        tracing::info!(veth = %link.host_veth, "a repeated ADD: the earlier link was removed");
+    }
+    veth::create(link)
+        .map_err(|e| failed(format!("wiring {} to {}", link.host_veth, link.ifname), e))
 }
 
 /// The namespace must be there: ADD for a container that is gone is the runtime's mistake.

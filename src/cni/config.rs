@@ -25,8 +25,9 @@ pub const DEFAULT_LOCK_FILE: &str = "/run/tortie/cni-ipam.lock";
 /// Longest container ID taken (the IPAM handle adds 16 characters and must stay a key).
 pub const MAX_CONTAINER_ID: usize = 256;
 
-/// Keys of the network configuration this plugin reads.
-const KNOWN_KEYS: [&str; 12] = [
+/// Keys of the network configuration this plugin reads (the `etcd_*` and `api_socket` ones
+/// are Calico's names, taken so that a Calico-style conflist works unchanged).
+const KNOWN_KEYS: [&str; 17] = [
     "cniVersion",
     "name",
     "type",
@@ -39,6 +40,11 @@ const KNOWN_KEYS: [&str; 12] = [
     "log_level",
     "ipamLockFile",
     "prevResult",
+    "api_socket",
+    "etcd_endpoints",
+    "etcd_ca_cert_file",
+    "etcd_cert_file",
+    "etcd_key_file",
 ];
 /// Keys runtimes add or the specification defines, which this plugin has no use for.
 const RUNTIME_KEYS: [&str; 4] = ["runtimeConfig", "args", "capabilities", "dns"];
@@ -98,6 +104,14 @@ enum Flag {
     Text(String),
 }
 
+/// etcd endpoints as a list, or as Calico's comma-separated string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Endpoints {
+    List(Vec<String>),
+    Text(String),
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum RawMtu {
@@ -144,6 +158,16 @@ struct Raw {
     #[serde(default)]
     datastore: RawDatastore,
     api_socket: Option<PathBuf>,
+    #[serde(rename = "api_socket")]
+    api_socket_calico: Option<PathBuf>,
+    #[serde(rename = "etcd_endpoints")]
+    etcd_endpoints: Option<Endpoints>,
+    #[serde(rename = "etcd_ca_cert_file")]
+    etcd_ca_cert_file: Option<PathBuf>,
+    #[serde(rename = "etcd_cert_file")]
+    etcd_cert_file: Option<PathBuf>,
+    #[serde(rename = "etcd_key_file")]
+    etcd_key_file: Option<PathBuf>,
     #[serde(default)]
     ipam: RawIpam,
     #[serde(rename = "log_level")]
@@ -249,8 +273,43 @@ impl Raw {
                 }
             },
         };
-        let datastore = self.datastore.validate()?;
-        let api_socket = match self.api_socket {
+        let mut raw_ds = self.datastore;
+        let calico_etcd = self.etcd_endpoints.is_some()
+            || self.etcd_ca_cert_file.is_some()
+            || self.etcd_cert_file.is_some()
+            || self.etcd_key_file.is_some();
+        if calico_etcd {
+            let nested = !raw_ds.etcd_endpoints.is_empty()
+                || raw_ds.etcd_ca_cert.is_some()
+                || raw_ds.etcd_cert.is_some()
+                || raw_ds.etcd_key.is_some();
+            if nested {
+                return Err(invalid(
+                    "etcd is given twice: use either datastore.etcd* or Calico's etcd_* keys"
+                        .into(),
+                ));
+            }
+            raw_ds.etcd_endpoints = match self.etcd_endpoints {
+                Some(Endpoints::List(l)) => l,
+                Some(Endpoints::Text(t)) => t
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                None => Vec::new(),
+            };
+            raw_ds.etcd_ca_cert = self.etcd_ca_cert_file;
+            raw_ds.etcd_cert = self.etcd_cert_file;
+            raw_ds.etcd_key = self.etcd_key_file;
+        }
+        let datastore = raw_ds.validate()?;
+        if self.api_socket.is_some() && self.api_socket_calico.is_some() {
+            return Err(invalid(
+                "the API socket is given twice: use either apiSocket or api_socket".into(),
+            ));
+        }
+        let api_socket = match self.api_socket.or(self.api_socket_calico) {
             None => Some(PathBuf::from(DEFAULT_API_SOCKET)),
             Some(p) if p.as_os_str().is_empty() => None,
             Some(p) if p.is_absolute() => Some(p),
@@ -728,6 +787,37 @@ mod tests {
     fn unknown_keys_are_reported_not_fatal() {
         let c = conf(serde_json::json!({"ipv4_pool": ["x"], "runtimeConfig": {}})).unwrap();
         assert_eq!(c.ignored_keys, ["ipv4_pool"]);
+    }
+
+    #[test]
+    fn calicos_etcd_keys_are_taken() {
+        let c = conf(serde_json::json!({
+            "etcd_endpoints": "https://10.0.0.1:2379, https://10.0.0.2:2379",
+            "etcd_ca_cert_file": "/etc/cni/net.d/tortie-tls/etcd-ca",
+            "etcd_cert_file": "/etc/cni/net.d/tortie-tls/etcd-cert",
+            "etcd_key_file": "/etc/cni/net.d/tortie-tls/etcd-key",
+            "api_socket": "/run/tortie/tortie.sock",
+        }))
+        .unwrap();
+        assert_eq!(
+            c.datastore.etcd_endpoints,
+            ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
+        assert_eq!(
+            c.datastore.etcd_key,
+            Some(PathBuf::from("/etc/cni/net.d/tortie-tls/etcd-key"))
+        );
+        assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
+    }
+
+    #[test]
+    fn etcd_given_both_ways_is_refused() {
+        let e = conf(serde_json::json!({
+            "etcd_endpoints": "https://10.0.0.1:2379",
+            "datastore": {"etcdEndpoints": ["https://10.0.0.2:2379"]},
+        }))
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidConfig);
     }
 
     #[test]
