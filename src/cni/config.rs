@@ -374,8 +374,22 @@ impl RawDatastore {
             "datastore.dataDir",
             self.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         )?;
-        for e in &self.etcd_endpoints {
-            let e = e.trim();
+        // An entry may hold several comma-separated endpoints, as an install script fills a
+        // single placeholder with its ETCD_ENDPOINTS.
+        let endpoints: Vec<String> = self
+            .etcd_endpoints
+            .iter()
+            .flat_map(|e| e.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !self.etcd_endpoints.is_empty() && endpoints.is_empty() {
+            return Err(invalid(
+                "datastore.etcdEndpoints: the list holds no endpoint".into(),
+            ));
+        }
+        for e in &endpoints {
             if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 9 {
                 return Err(invalid(format!(
                     "datastore.etcdEndpoints: {e:?} is not an http:// or https:// URL"
@@ -389,7 +403,7 @@ impl RawDatastore {
         ];
         for (field, file) in tls {
             let Some(file) = file else { continue };
-            if self.etcd_endpoints.is_empty() {
+            if endpoints.is_empty() {
                 return Err(invalid(format!(
                     "{field} is for etcd, but datastore.etcdEndpoints is empty"
                 )));
@@ -408,11 +422,7 @@ impl RawDatastore {
         }
         Ok(Datastore {
             data_dir,
-            etcd_endpoints: self
-                .etcd_endpoints
-                .iter()
-                .map(|e| e.trim().to_string())
-                .collect(),
+            etcd_endpoints: endpoints,
             etcd_ca_cert: self.etcd_ca_cert,
             etcd_cert: self.etcd_cert,
             etcd_key: self.etcd_key,
@@ -808,6 +818,18 @@ mod tests {
             Some(PathBuf::from("/etc/cni/net.d/tortie-tls/etcd-key"))
         );
         assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
+    }
+
+    #[test]
+    fn a_list_entry_with_several_endpoints_is_split() {
+        let c = conf(serde_json::json!({
+            "datastore": {"etcdEndpoints": ["https://10.0.0.1:2379,https://10.0.0.2:2379"]},
+        }))
+        .unwrap();
+        assert_eq!(
+            c.datastore.etcd_endpoints,
+            ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
     }
 
     #[test]
