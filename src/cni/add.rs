@@ -7,7 +7,8 @@
 //! so its result is the first one's.
 
 use super::addresses::Ipam;
-use super::config::{Env, Mtu, NetConf};
+use super::config::{Mtu, NetConf};
+use super::env::Env;
 use super::lock;
 use super::node;
 use super::result::{CniError, CniResult, Code, Interface, IpConfig, RouteConfig};

@@ -6,7 +6,8 @@
 //! mismatch is collected, so one CHECK names everything that is wrong, not only the first.
 
 use super::addresses::Ipam;
-use super::config::{Env, NetConf};
+use super::config::NetConf;
+use super::env::Env;
 use super::iproute::{self, DataplaneError, Ns};
 use super::result::{CniError, CniResult, Code};
 use super::veth::{self, GATEWAY_V4, GATEWAY_V6};

@@ -7,7 +7,8 @@
 //! while a route still points it at this one's veth.
 
 use super::addresses::Ipam;
-use super::config::{Env, NetConf};
+use super::config::NetConf;
+use super::env::Env;
 use super::lock;
 use super::result::{CniError, Code};
 use super::veth;

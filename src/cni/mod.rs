@@ -4,8 +4,8 @@
 //!
 //! The runtime passes the command and the container in `CNI_*` variables and the network
 //! configuration on stdin, and reads one JSON object from stdout: the result, or an error
-//! with the specification's code. Logs go to stderr. Modules: [`config`] (the inputs,
-//! validated), [`result`] (the outputs and codes), [`add`], [`del`], [`check`] (the
+//! with the specification's code. Logs go to stderr. Modules: [`config`] and [`env`] (the
+//! inputs, validated), [`result`] (the outputs and codes), [`add`], [`del`], [`check`] (the
 //! commands), [`addresses`] (the agent or the datastore), [`store_ipam`], [`pools`], [`lock`],
 //! [`node`], [`veth`] and [`iproute`] (the dataplane).
 
@@ -14,6 +14,7 @@ mod addresses;
 mod check;
 pub mod config;
 mod del;
+pub mod env;
 mod iproute;
 mod lock;
 mod node;
@@ -22,7 +23,8 @@ pub mod result;
 pub mod store_ipam;
 pub mod veth;
 
-use config::{Command, Env, NetConf};
+use config::NetConf;
+use env::{Command, Env};
 use result::{CniError, Code, LATEST_VERSION};
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -93,7 +95,7 @@ fn run(
     get: &dyn Fn(&str) -> Option<String>,
     input: &[u8],
 ) -> Result<Option<serde_json::Value>, CniError> {
-    let command = config::command(get)?;
+    let command = env::command(get)?;
     if command == Command::Version {
         return Ok(Some(result::version_info()));
     }
