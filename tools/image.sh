@@ -4,6 +4,7 @@
 #   tools/image.sh                 build the static binary, the image, an OCI archive, check all
 #   tools/image.sh --no-build      reuse the static binary already in target/image
 #   TAG=registry.example/tortie:1 tools/image.sh
+#   IMAGE_TARGET_DIR=DIR tools/image.sh     the static build's target directory (target/image)
 #
 # Steps: a static release build (RUSTFLAGS=-C target-feature=+crt-static, --target
 # x86_64-unknown-linux-gnu, under `nice`, in its own target directory target/image so it never
@@ -25,7 +26,7 @@ BUILD=1
 for a in "$@"; do
   case "$a" in
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "tools/image.sh: unknown argument $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -39,7 +40,7 @@ VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)"
 [ -n "$VERSION" ] || fail "no version in Cargo.toml's [workspace.package]"
 TAG="${TAG:-localhost/tortie:$VERSION}"
 TARGET=x86_64-unknown-linux-gnu
-TARGET_DIR="$PWD/target/image"
+TARGET_DIR="${IMAGE_TARGET_DIR:-$PWD/target/image}"
 BIN="$TARGET_DIR/$TARGET/release/tortie"
 ARCHIVE="$TARGET_DIR/tortie-$VERSION.oci.tar"
 BUILDAH=(buildah --storage-driver vfs)

@@ -1,5 +1,6 @@
 //! The test's "cluster": nodes as network namespaces on one LAN (a bridge in a namespace of
-//! its own, 198.18.5.0/24), each with a directory for its root filesystem, and the operator's
+//! its own, 198.18.5.0/24, the nodes' default gateway), each with a directory for its root
+//! filesystem, and the operator's
 //! etcd on that LAN (198.18.5.254:2379, client TLS with client certificates, as the
 //! manifests require). Everything is removed when the value drops, also on a panic.
 
@@ -49,6 +50,10 @@ impl Lan {
             lan.ip_ok(&["link", "set", &port, "master", "br0"]);
             let ip = Ipv4Addr::new(198, 18, 5, i as u8 + 1);
             ns.add_addr("eth0", &format!("{ip}/24"));
+            // Nodes have a default route, and pods depend on it: the host side of a pod's
+            // veth answers ARP for the pods' gateway (169.254.1.1) by proxy only when the node
+            // routes that address elsewhere. The LAN's namespace forwards nothing.
+            ns.ip_ok(&["route", "add", "default", "via", ETCD_IP, "dev", "eth0"]);
             let root = dir.join(format!("node-{name}"));
             std::fs::create_dir_all(&root).expect("create a node root");
             nodes.push(Node {

@@ -1,11 +1,13 @@
 //! The overlays run whole, as a cluster would run them (see [`crate::pod`]): an operator's
 //! overlay that sets etcd's address, every pod's init containers then its agent, on nodes that
 //! are network namespaces sharing a LAN with the operator's etcd. What is checked is what an
-//! operator would look at: `tortie status` on each node's API socket and the kubelet's probe.
+//! operator would look at: `tortie status` on each node's API socket, the kubelet's probe, and
+//! pods (added through the installed CNI plugin, see [`crate::runtime`]) pinging each other.
 
 use crate::cluster::{Lan, Node, peers, peers_up, probe, status};
 use crate::manifests::{Rendered, at, pod_spec};
 use crate::pod::Pod;
+use crate::runtime::add_pod;
 use crate::support::try_wait_until;
 use std::time::Duration;
 
@@ -54,7 +56,7 @@ fn wait_ready(node: &Node, pods: &mut [Pod], want: &[String], port: u16) {
 }
 
 #[test]
-fn the_mesh_overlay_brings_every_node_into_a_ready_mesh() {
+fn the_mesh_overlay_brings_every_node_into_a_ready_mesh_whose_pods_reach_each_other() {
     let lan = Lan::new("mesh", &["node-a", "node-b"]);
     lan.start_etcd();
     let r = Rendered::operator_overlay("mesh", &lan.endpoint(), &lan.dir.join("overlay"));
@@ -92,6 +94,40 @@ fn the_mesh_overlay_brings_every_node_into_a_ready_mesh() {
             format!("{}/24", node.ip).as_str(),
             "{stored}"
         );
+    }
+    // A pod on each node through the plugin and conflist install-cni left on the host; each
+    // node's block reaches the other over BGP.
+    let a = add_pod(&lan.nodes[0], "pa");
+    let b = add_pod(&lan.nodes[1], "pb");
+    let reached = try_wait_until(SETTLE, Duration::from_millis(500), || {
+        for p in &mut pods {
+            p.check_running()?;
+        }
+        for (from, to) in [(&a, &b), (&b, &a)] {
+            let dst = to.ip.to_string();
+            from.ns
+                .exec(&["ping", "-c", "1", "-W", "1", &dst])
+                .map_err(|e| format!("{} -> {dst}: {e}", from.ip))?;
+        }
+        Ok(())
+    });
+    if let Err(last) = reached {
+        let routes: String = lan
+            .nodes
+            .iter()
+            .map(|n| {
+                let socket = n.root.join("run/tortie/tortie.sock");
+                let routes = std::process::Command::new(crate::manifests::BIN)
+                    .args(["routes", "--api-socket"])
+                    .arg(&socket)
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                let kernel = n.ns.ip(&["route"]).unwrap_or_default();
+                format!("{}: kernel:\n{kernel}tortie routes:\n{routes}\n", n.name)
+            })
+            .collect();
+        panic!("pods do not reach each other after {SETTLE:?}: {last}\n{routes}");
     }
 }
 

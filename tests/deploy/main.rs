@@ -18,6 +18,7 @@ mod e2e;
 mod manifests;
 mod pod;
 mod resources;
+mod runtime;
 mod steps;
 mod tls;
 mod validation;

@@ -41,7 +41,11 @@ fn mesh_pod(lan: &Lan, node: usize, host: &NodeHost) -> (Rendered, Pod) {
 #[test]
 fn install_cni_puts_the_plugin_its_conflist_and_etcd_tls_on_the_host() {
     let lan = Lan::new("cniinst", &["node-a"]);
-    let (_, pod) = mesh_pod(&lan, 0, &lan.host(0));
+    // Two endpoints: the comma-separated list becomes the conflist's array.
+    let endpoints = [lan.endpoint(), "https://198.18.5.253:2379".to_string()];
+    let r = Rendered::operator_overlay("mesh", &endpoints.join(","), &lan.dir.join("overlay"));
+    let ds = r.find("DaemonSet", "tortie-node");
+    let pod = Pod::new(&r, ds, &lan.host(0), &lan.secrets(), &lan.dir.join("pod-0"));
     let f = pod.run_init("install-cni");
     assert!(f.success, "install-cni failed:\n{}", f.output);
     let root = &lan.nodes[0].root;
@@ -64,19 +68,20 @@ fn install_cni_puts_the_plugin_its_conflist_and_etcd_tls_on_the_host() {
     // The runtime runs <CNI bin dir>/<type>: the type must be the file just installed.
     assert_eq!(plugin_conf["type"], "tortie-cni", "{text}");
     assert_eq!(plugin_conf["nodename"], "node-a", "{text}");
+    let store = &plugin_conf["datastore"];
     assert_eq!(
-        plugin_conf["etcd_endpoints"],
-        lan.endpoint().as_str(),
+        store["etcdEndpoints"],
+        serde_json::json!(endpoints),
         "{text}"
     );
     assert!(!text.contains("__"), "a placeholder was left: {text}");
     let secrets = lan.secrets();
     for (field, key) in [
-        ("etcd_ca_cert_file", "etcd-ca"),
-        ("etcd_cert_file", "etcd-cert"),
-        ("etcd_key_file", "etcd-key"),
+        ("etcdCaCert", "etcd-ca"),
+        ("etcdCert", "etcd-cert"),
+        ("etcdKey", "etcd-key"),
     ] {
-        let on_host = plugin_conf[field]
+        let on_host = store[field]
             .as_str()
             .unwrap_or_else(|| panic!("no {field} in {text}"));
         let file = root.join(on_host.trim_start_matches('/'));

@@ -11,9 +11,10 @@
 #   CNI_NET_DIR       the host's /etc/cni/net.d, mounted
 #   CNI_CONF          the conflist template (ConfigMap tortie-cni-config)
 #   NODE_NAME, ETCD_ENDPOINTS, ETCD_CA_CERT, ETCD_CERT, ETCD_KEY
-#                     substituted into the template (__NODE_NAME__, __ETCD_ENDPOINTS__);
+#                     substituted into the template: __NODE_NAME__, and __ETCD_ENDPOINTS__
+#                     inside ["..."] (a comma-separated list becomes the JSON array's items);
 #                     the three TLS files are copied to CNI_NET_DIR/tortie-tls/, where the
-#                     plugin, run by the container runtime on the host, can read them.
+#                     plugin, run by the container runtime on the host, reads them.
 set -eu
 
 fail() {
@@ -58,7 +59,8 @@ echo "install-cni: installed etcd TLS files in $CNI_NET_DIR/tortie-tls"
 
 conf="$CNI_NET_DIR/$(basename "$CNI_CONF")"
 tmp="$CNI_NET_DIR/.$(basename "$CNI_CONF").tortie-tmp"
-sed -e "s|__NODE_NAME__|$NODE_NAME|g" -e "s|__ETCD_ENDPOINTS__|$ETCD_ENDPOINTS|g" "$CNI_CONF" >"$tmp" ||
+endpoints="$(echo "$ETCD_ENDPOINTS" | sed 's/,/","/g')"
+sed -e "s|__NODE_NAME__|$NODE_NAME|g" -e "s|__ETCD_ENDPOINTS__|$endpoints|g" "$CNI_CONF" >"$tmp" ||
   fail "cannot write $tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$conf" || fail "cannot rename $tmp to $conf"
