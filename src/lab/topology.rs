@@ -179,7 +179,7 @@ pub struct PodPlan {
     /// 1-based within its node.
     pub index: u16,
     pub namespace: String,
-    /// The host-side end of the pod's veth, in the node namespace.
+    /// The host-side end of the pod's veth in the node namespace, as the CNI plugin names it.
     pub veth: String,
     /// The IPAM handle of the pod's address, as Calico's CNI plugin names them.
     pub handle: String,
@@ -274,19 +274,9 @@ pub fn is_lab_namespace(lab: &str, ns: &str) -> bool {
     digits(num) && pod.is_none_or(digits)
 }
 
-/// A short, stable hash (FNV-1a, 64 bits) for interface names.
-fn fnv1a(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// The host-side veth of a pod: `tl` and 11 hex digits (13 characters; the kernel allows 15),
-/// derived from the lab and pod names as Calico derives `cali...` names from the pod's.
-pub fn veth_name(lab: &str, pod: &str) -> String {
-    format!("tl{:011x}", fnv1a(&format!("{lab}.{pod}")) >> 20)
+/// The host-side veth the CNI plugin creates for a pod's container id (its stable name).
+pub fn veth_name(container_id: &str) -> String {
+    crate::cni::veth::host_veth_name(container_id)
 }
 
 impl Topology {
@@ -309,10 +299,11 @@ impl Topology {
             };
             for p in 1..=spec.pods_per_node {
                 let pod = format!("{name}-pod{p}");
+                let container_id = format!("lab-{name}-{p}");
                 pods.push(PodPlan {
                     namespace: format!("{lab}-{pod}"),
-                    veth: veth_name(lab, &pod),
-                    handle: format!("k8s-pod-network.lab-{name}-{p}"),
+                    veth: veth_name(&container_id),
+                    handle: format!("k8s-pod-network.{container_id}"),
                     node: name.clone(),
                     index: p,
                     name: pod,
@@ -512,13 +503,10 @@ mod tests {
         assert!(
             t.pods
                 .iter()
-                .all(|p| p.veth.len() <= 15 && p.veth.starts_with("tl"))
+                .all(|p| p.veth.len() <= 15 && p.veth.starts_with("tortie"))
         );
-        assert_eq!(t.pods[0].veth, veth_name("tlab", "node1-pod1"));
-        assert_ne!(
-            veth_name("tlab", "node1-pod1"),
-            veth_name("other", "node1-pod1")
-        );
+        assert_eq!(t.pods[0].veth, veth_name("lab-node1-1"));
+        assert_ne!(veth_name("lab-node1-1"), veth_name("lab-node1-2"));
     }
 
     #[test]
