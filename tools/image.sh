@@ -9,16 +9,18 @@
 # Steps: a static release build (RUSTFLAGS=-C target-feature=+crt-static, --target
 # x86_64-unknown-linux-gnu, under `nice`, in its own target directory target/image so it never
 # waits on, or blocks, the dev builds' lock), checked static with `file` and `ldd`; a build
-# context with bin/tortie, bin/tortie-cni -> tortie, Debian's static busybox, and Debian's nft
+# context with bin/tortie (stripped), bin/tortie-cni -> tortie, Debian's static busybox, nft
 # with the libraries it loads (felix runs it for natOutgoing); `buildah bud`
 # (storage driver vfs, isolation chroot: no daemon, no registry, works as root in a container);
 # then the image's files are listed from a mounted working container and compared with what
 # must be there, its entrypoint is checked, and tortie and nft run inside it (`--version`,
-# `apply --dry-run` of the base manifests' resources, `nft --version`). The image is pushed to
+# `apply --dry-run` of the base manifests' resources, `nft --version`, CNI VERSION through the
+# tortie-cni link). The image is pushed to
 # an OCI archive, target/image/tortie-<version>.oci.tar, for `ctr -n k8s.io images import`.
 #
 # Not part of tools/test.sh: the release build alone takes many minutes on a 2-CPU machine.
-# Needs root and Debian's buildah, file, busybox-static and nftables (installed when missing).
+# Needs root and Debian's buildah, file, binutils, busybox-static and nftables (installed when
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +28,7 @@ BUILD=1
 for a in "$@"; do
   case "$a" in
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "tools/image.sh: unknown argument $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,7 +49,7 @@ BUILDAH=(buildah --storage-driver vfs)
 export BUILDAH_ISOLATION=chroot
 
 need=()
-for p in buildah file busybox-static nftables; do
+for p in buildah file binutils busybox-static nftables; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -94,7 +96,8 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir "$ctx/bin"
-cp "$BIN" "$ctx/bin/tortie"
+# The release profile keeps debug info (for profiling benches): the image does without it.
+strip -o "$ctx/bin/tortie" "$BIN"
 ln -s tortie "$ctx/bin/tortie-cni"
 cp /bin/busybox "$ctx/busybox"
 case "$(file -b "$ctx/busybox")" in
@@ -128,15 +131,20 @@ expected="$(
 $listing
 expected:
 $expected"
-cmp -s "$mnt/usr/local/bin/tortie" "$BIN" || fail "the image's tortie differs from $BIN"
+cmp -s "$mnt/usr/local/bin/tortie" "$ctx/bin/tortie" || fail "the image's tortie is not the stripped $BIN"
 "${BUILDAH[@]}" umount "$ctr" >/dev/null
-entry="$("${BUILDAH[@]}" inspect --type image --format '{{json .OCIv1.Config.Entrypoint}}' "$TAG")"
-[ "$entry" = '["/usr/local/bin/tortie","agent"]' ] || fail "entrypoint is $entry"
+entry="$("${BUILDAH[@]}" inspect --type image --format '{{.OCIv1.Config.Entrypoint}}' "$TAG")"
+[ "$entry" = '[/usr/local/bin/tortie agent]' ] || fail "entrypoint is $entry"
 echo "tools/image.sh: entrypoint $entry"
 "${BUILDAH[@]}" run --isolation chroot "$ctr" -- /usr/local/bin/tortie --version
 "${BUILDAH[@]}" run --isolation chroot -v "$PWD/deploy/base/resources:/resources:ro" "$ctr" -- \
   /usr/local/bin/tortie apply --dry-run -f /resources/
 "${BUILDAH[@]}" run --isolation chroot "$ctr" -- nft --version
+version="$("${BUILDAH[@]}" run --isolation chroot --env CNI_COMMAND=VERSION "$ctr" -- /usr/local/bin/tortie-cni </dev/null)"
+case "$version" in
+  *'"supportedVersions"'*) echo "tools/image.sh: tortie-cni VERSION: $version" ;;
+  *) fail "tortie-cni (the link) did not answer CNI VERSION: $version" ;;
+esac
 "${BUILDAH[@]}" run --isolation chroot "$ctr" -- /bin/busybox sh -c 'test -L /usr/local/bin/tortie-cni && echo "busybox sh runs; tortie-cni -> $(readlink /usr/local/bin/tortie-cni)"'
 
 # 5. An archive to carry it to a cluster.
