@@ -10,7 +10,6 @@
 //! setpriv; tools/test.sh installs them.
 
 #[path = "../support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 mod cluster;
