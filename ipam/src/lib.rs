@@ -9,7 +9,8 @@
 //!   up blocks; [`release`]: releases by address and by handle;
 //! - [`gc`]: release of leaked addresses and of empty blocks' affinities, time passed in;
 //! - [`view`]: a watched map of which node owns which block, for the agent and felix;
-//! - [`check`]: the consistency of blocks and handles (Calico's `ipam check`).
+//! - [`check`]: the consistency of blocks and handles (Calico's `ipam check`);
+//! - [`node_allocations`]: the addresses allocated for one node (the CNI plugin's GC).
 
 pub mod affinity;
 pub mod allocator;
@@ -17,6 +18,7 @@ pub mod block;
 pub mod check;
 pub mod gc;
 pub mod handle;
+pub mod node_allocations;
 pub mod pool;
 pub mod release;
 mod retry;
@@ -27,6 +29,7 @@ pub use affinity::AffinityRelease;
 pub use allocator::{AllocRequest, Allocation, Allocator, IpamConfig};
 pub use block::{Affinity, AffinityState, AllocAttrs, Block, Kind, TunnelType};
 pub use handle::Handle;
+pub use node_allocations::{NodeAllocation, NodeAllocations};
 pub use pool::{AllowedUse, EncapMode, Family, Pool, PoolError, PoolSpec};
 pub use release::{ReleaseOptions, ReleaseReport};
 

@@ -17,6 +17,7 @@ pub enum Command {
     Check,
     Status,
     Version,
+    Gc,
 }
 
 impl Command {
@@ -27,6 +28,7 @@ impl Command {
             Command::Check => "CHECK",
             Command::Status => "STATUS",
             Command::Version => "VERSION",
+            Command::Gc => "GC",
         }
     }
 }
@@ -48,7 +50,7 @@ fn env_error(details: String) -> CniError {
     CniError::new(Code::InvalidEnvironment, details)
 }
 
-/// Reads `CNI_COMMAND` alone (VERSION and STATUS need nothing else).
+/// Reads `CNI_COMMAND` alone (VERSION, STATUS and GC need nothing else).
 pub fn command(get: &dyn Fn(&str) -> Option<String>) -> Result<Command, CniError> {
     match get("CNI_COMMAND").as_deref() {
         Some("ADD") => Ok(Command::Add),
@@ -56,8 +58,9 @@ pub fn command(get: &dyn Fn(&str) -> Option<String>) -> Result<Command, CniError
         Some("CHECK") => Ok(Command::Check),
         Some("STATUS") => Ok(Command::Status),
         Some("VERSION") => Ok(Command::Version),
+        Some("GC") => Ok(Command::Gc),
         Some(other) => Err(env_error(format!(
-            "CNI_COMMAND {other:?}: expected ADD, DEL, CHECK, STATUS or VERSION"
+            "CNI_COMMAND {other:?}: expected ADD, DEL, CHECK, STATUS, VERSION or GC"
         ))),
         None => Err(env_error(
             "CNI_COMMAND is not set: tortie-cni is a CNI plugin, run by a container runtime".into(),
@@ -131,13 +134,16 @@ impl Env {
 }
 
 /// The specification's rule: alphanumeric first, then alphanumerics, `_`, `.` and `-`.
-fn check_container_id(id: &str) -> Result<(), CniError> {
-    let ok = id.len() <= MAX_CONTAINER_ID
+pub fn is_container_id(id: &str) -> bool {
+    id.len() <= MAX_CONTAINER_ID
         && id.starts_with(|c: char| c.is_ascii_alphanumeric())
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn check_container_id(id: &str) -> Result<(), CniError> {
+    if is_container_id(id) {
         Ok(())
     } else {
         Err(env_error(format!(
@@ -147,14 +153,18 @@ fn check_container_id(id: &str) -> Result<(), CniError> {
 }
 
 /// The specification's rule for interface names (and the kernel's 15 characters).
-fn check_ifname(name: &str) -> Result<(), CniError> {
-    let ok = name.len() <= 15
+pub fn is_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
         && name != "."
         && name != ".."
         && !name
             .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
-    if ok {
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+}
+
+fn check_ifname(name: &str) -> Result<(), CniError> {
+    if is_ifname(name) {
         Ok(())
     } else {
         Err(env_error(format!(

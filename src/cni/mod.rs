@@ -5,9 +5,9 @@
 //! The runtime passes the command and the container in `CNI_*` variables and the network
 //! configuration on stdin, and reads one JSON object from stdout: the result, or an error
 //! with the specification's code. Logs go to stderr. Modules: [`config`] and [`env`] (the
-//! inputs, validated), [`result`] (the outputs and codes), [`add`], [`del`], [`check`] (the
-//! commands), [`addresses`] (the agent or the datastore), [`store_ipam`], [`pools`], [`lock`],
-//! [`node`], [`veth`] and [`iproute`] (the dataplane).
+//! inputs, validated), [`result`] (the outputs and codes), [`add`], [`del`], [`check`], [`gc`]
+//! (the commands), [`addresses`] (the agent or the datastore), [`store_ipam`], [`pools`],
+//! [`lock`], [`node`], [`veth`] and [`iproute`] (the dataplane).
 
 mod add;
 mod addresses;
@@ -15,6 +15,7 @@ mod check;
 pub mod config;
 mod del;
 pub mod env;
+mod gc;
 mod iproute;
 mod lock;
 mod node;
@@ -99,7 +100,10 @@ fn run(
     if command == Command::Version {
         return Ok(Some(result::version_info()));
     }
-    let conf = NetConf::parse(input)?;
+    let mut conf = NetConf::parse(input)?;
+    if command == Command::Gc {
+        conf.ignored_keys.retain(|k| !gc::is_attachments_key(k));
+    }
     if !conf.ignored_keys.is_empty() {
         tracing::warn!(keys = ?conf.ignored_keys, "network configuration keys tortie-cni does not use were ignored");
     }
@@ -109,6 +113,9 @@ fn run(
         .map_err(|e| CniError::new(Code::Io, format!("starting the async runtime: {e}")))?;
     if command == Command::Status {
         return status(&conf, &rt).map(|()| None);
+    }
+    if command == Command::Gc {
+        return gc::run(&conf, input, &rt).map(|()| None);
     }
     let env = Env::read(command, get)?;
     match command {
@@ -120,7 +127,7 @@ fn run(
         }
         Command::Del => del::run(&conf, &env, &rt).map(|()| None),
         Command::Check => check::run(&conf, &env, &rt).map(|()| None),
-        Command::Status | Command::Version => Ok(None),
+        Command::Status | Command::Version | Command::Gc => Ok(None),
     }
 }
 
