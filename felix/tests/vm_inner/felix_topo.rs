@@ -5,7 +5,7 @@
 //! [`desired::compute`] turns them into the desired state and [`Felix::apply`] programs it in the
 //! node's namespace.
 //!
-//! Shared by the VM tests (`tests/vm_inner`, IPIP) and the host tests (`tests/dataplane.rs`, VXLAN and
+//! Shared by the VM tests (`tests/vm_inner`, IPIP) and the host tests (`tests/dataplane/`, VXLAN and
 //! host-gw), which include it with `#[path]` next to `topo.rs`.
 #![allow(dead_code)] // each test target uses part of it
 
