@@ -459,3 +459,98 @@ fn max_prefixes_over_the_limit_is_an_error() {
     );
     assert!(err.is_err());
 }
+
+/// `n` /32s of 198.18.0.0/15 from 198.18.16.0 on, as text.
+fn host_routes(n: u32) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{}/32", Ipv4Addr::from(0xc612_1000 + i)))
+        .collect()
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn reflected_prefixes_sharing_attributes_fill_updates() {
+    let mut l = Lab::rr("198.18.255.1");
+    let feeder = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    let client = l.peer("198.18.0.3", LOCAL_AS, "198.18.0.3", true);
+    l.sent(client);
+    let prefixes = host_routes(2000);
+    for chunk in prefixes.chunks(500) {
+        l.rib
+            .apply_update(feeder, &announce(&refs(chunk), "198.18.0.2", &[], |_| {}))
+            .unwrap();
+    }
+    // One batch, as the router takes them (4,096 prefixes).
+    l.rib.run_export_pass();
+    let updates = l.rib.take_updates(client, 4096).unwrap();
+    let got = announced(&updates);
+    assert_eq!(got.len(), 2000);
+    assert!(
+        got.iter()
+            .all(|(_, a)| a.originator_id == Some(id("198.18.0.2")))
+    );
+    // 2,000 five-octet prefixes take three 4,096-octet messages; one UPDATE per prefix (or per
+    // received UPDATE) would be the attributes failing to group.
+    let carrying = updates.iter().filter(|u| !u.nlri.is_empty()).count();
+    assert!(carrying <= 3, "{carrying} UPDATEs for 2,000 prefixes");
+}
+
+#[test]
+fn a_client_that_comes_up_later_is_sent_each_prefix_once() {
+    let mut l = Lab::rr("198.18.255.1");
+    let feeder = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    let early = l.peer("198.18.0.3", LOCAL_AS, "198.18.0.3", true);
+    l.sent(early);
+    let prefixes = host_routes(300);
+    l.rib
+        .apply_update(
+            feeder,
+            &announce(&refs(&prefixes), "198.18.0.2", &[], |_| {}),
+        )
+        .unwrap();
+    // The change is logged for the early client, which has not read it yet.
+    l.rib.run_export_pass();
+    let late = l.peer("198.18.0.4", LOCAL_AS, "198.18.0.4", true);
+    let got = announced(&l.sent(late));
+    let distinct: std::collections::HashSet<IpNet> = got.iter().map(|(p, _)| *p).collect();
+    assert_eq!(got.len(), 300, "the table once, nothing more from the log");
+    assert_eq!(distinct.len(), 300);
+    assert_eq!(announced(&l.sent(early)).len(), 300);
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_a_bounded_backlog_and_gets_the_last_state() {
+    let mut l = Lab::rr("198.18.255.1");
+    let feeder = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    let reader = l.peer("198.18.0.3", LOCAL_AS, "198.18.0.3", true);
+    let idle = l.peer("198.18.0.4", LOCAL_AS, "198.18.0.4", true);
+    l.sent(reader);
+    l.sent(idle);
+    let prefixes = host_routes(100);
+    let rounds = 800u32;
+    let mut most = 0;
+    for med in 0..rounds {
+        let u = announce(&refs(&prefixes), "198.18.0.2", &[], |a| a.med = Some(med));
+        l.rib.apply_update(feeder, &u).unwrap();
+        l.sent(reader);
+        most = most.max(l.rib.backlog(idle));
+    }
+    // 80,000 changes of 100 prefixes: the idle client's share of the shared log is folded
+    // into a set of its own (each prefix once) before the log outgrows twice the table plus
+    // 65,536 entries.
+    assert!(
+        most <= 2 * 100 + 65_536 + 100,
+        "backlog reached {most} entries"
+    );
+    let got = announced(&l.sent(idle));
+    let last: std::collections::HashMap<IpNet, Option<u32>> =
+        got.iter().map(|(p, a)| (*p, a.med)).collect();
+    assert_eq!(last.len(), 100);
+    assert!(
+        last.values().all(|m| *m == Some(rounds - 1)),
+        "every prefix ends with the last MED"
+    );
+}

@@ -3,9 +3,8 @@
 //! End-of-RIB as soon as its session is up, as a Calico node starting next to a running
 //! cluster. The clock starts with the first connection attempt; the figures are the time until
 //! every session is Established and until the target's Loc-RIB holds all N blocks (asked every
-//! 100 ms: tortie through its API, BIRD through `birdc show route count`). At most 256
-//! handshakes are in flight at once, so the figure is the target's and not the listen
-//! backlog's (thousands of simultaneous SYNs overflow it and cost seconds of retransmits).
+//! 100 ms: tortie through its API, BIRD through `birdc show route count`). Handshakes are
+//! paced as in every scenario ([`super::IN_FLIGHT`] at a time).
 
 use super::reflector::Outcome;
 use super::watch::{self, Clock, Cut, Progress};
@@ -19,11 +18,7 @@ use serde::Serialize;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
-
-/// Handshakes in flight at once.
-const IN_FLIGHT: usize = 256;
 
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,26 +93,15 @@ async fn run_inner(
     let startup = target.sample().map_err(Cut::failed)?;
     let remote = SocketAddr::V4(SocketAddrV4::new(addr, port));
     let errors = SessionErrors::default();
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
     let deadline = clock.deadline();
     let start = Instant::now();
     let setups = loads
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let (local, load, errors, gate) = (
-                ctx.lo.mesh_peer(i as u32),
-                l.clone(),
-                errors.clone(),
-                gate.clone(),
-            );
+            let (local, load, errors) = (ctx.lo.mesh_peer(i as u32), l.clone(), errors.clone());
             async move {
-                let permit = gate
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| BenchError::Plan("the handshake gate closed".into()))?;
                 let f = Feeder::connect(local, remote, load, deadline, errors).await?;
-                drop(permit);
                 f.send(f.load.announce.clone())?;
                 Ok::<Feeder, BenchError>(f)
             }

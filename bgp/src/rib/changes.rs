@@ -89,9 +89,14 @@ pub(crate) struct ExportBatch<K> {
 }
 
 impl<K: Copy> ExportBatch<K> {
-    pub fn iter(&self) -> impl Iterator<Item = (K, &[u32])> {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entry `i`: a changed prefix and the transmit ids that may have been announced for it.
+    pub fn get(&self, i: usize) -> Option<(K, &[u32])> {
         self.entries
-            .iter()
+            .get(i)
             .map(|(k, ids)| (*k, ids.ids(&self.spill)))
     }
 }

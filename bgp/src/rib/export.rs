@@ -9,12 +9,27 @@
 //! toward eBGP, LOCAL_PREF toward iBGP; RFC 4456 ORIGINATOR_ID and CLUSTER_LIST when
 //! reflecting). The peer's export policy runs between the two (see `policy_glue`).
 
-use super::path::{LOCAL, Path};
+use super::path::{Dest, LOCAL, Path, PeerId};
 use super::{NextHopMode, Peer, Rib};
 use crate::wire::{Attributes, Community, Family};
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// What one destination is sent for paths that share a source attribute set, computed once
+/// for all of their prefixes: without an export filter, and for a learned path (this node's
+/// own get prefix-dependent `prefixAdvertisements` communities), the outcome of
+/// [`Rib::export_path`] depends on the source set, the source peer and the family only. A
+/// reflector passing a feeder's 100,000 prefixes on then builds one attribute set, not
+/// 100,000. Keys are `Arc` addresses, valid while the RIB is borrowed (no path can go).
+#[derive(Default)]
+pub(crate) struct ExportMemo {
+    done: FxHashMap<MemoKey, Option<(Arc<Attributes>, IpAddr)>>,
+}
+
+/// The source set's address, the source peer, the family.
+type MemoKey = (usize, PeerId, Family);
 
 /// A path as one peer is sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +189,28 @@ impl Rib {
         prefix: IpNet,
         dst_id: u32,
     ) -> smallvec::SmallVec<[OutRoute; 1]> {
+        self.export_prefix_memo(prefix, dst_id, &mut ExportMemo::default())
+    }
+
+    /// [`Rib::export_prefix`], reusing what `memo` holds for `dst_id` (one memo per
+    /// destination).
+    pub(crate) fn export_prefix_memo(
+        &self,
+        prefix: IpNet,
+        dst_id: u32,
+        memo: &mut ExportMemo,
+    ) -> smallvec::SmallVec<[OutRoute; 1]> {
+        self.export_dest(prefix, self.dest(prefix), dst_id, memo)
+    }
+
+    /// [`Rib::export_prefix_memo`] for a prefix whose table entry (`dest`) the caller found.
+    pub(crate) fn export_dest(
+        &self,
+        prefix: IpNet,
+        dest: Option<&Dest>,
+        dst_id: u32,
+        memo: &mut ExportMemo,
+    ) -> smallvec::SmallVec<[OutRoute; 1]> {
         let mut out = smallvec::SmallVec::new();
         let Some(dst) = self.peer(dst_id) else {
             return out;
@@ -188,17 +225,32 @@ impl Rib {
         if !session.families.contains(&family) {
             return out;
         }
-        let Some(dest) = self.dest(prefix) else {
+        let Some(dest) = dest else {
             return out;
         };
-        if session.tx.add_path.get(family) {
-            out.extend(
-                dest.multipath()
-                    .iter()
-                    .filter_map(|p| self.export_path(prefix, p, dst_id)),
-            );
-        } else if let Some(best) = dest.best() {
-            out.extend(self.export_path(prefix, best, dst_id));
+        let paths = if session.tx.add_path.get(family) {
+            dest.multipath()
+        } else {
+            dest.multipath().get(..1).unwrap_or_default()
+        };
+        let memo_ok = dst.cfg.filters.is_empty();
+        for p in paths {
+            if !memo_ok || p.peer == LOCAL {
+                out.extend(self.export_path(prefix, p, dst_id));
+                continue;
+            }
+            let key = (Arc::as_ptr(&p.attrs) as usize, p.peer, family);
+            let done = memo.done.entry(key).or_insert_with(|| {
+                self.export_path(prefix, p, dst_id)
+                    .map(|r| (r.attrs, r.next_hop))
+            });
+            if let Some((attrs, next_hop)) = done {
+                out.push(OutRoute {
+                    tx_path_id: p.tx_path_id,
+                    attrs: attrs.clone(),
+                    next_hop: *next_hop,
+                });
+            }
         }
         out
     }

@@ -5,14 +5,16 @@
 //!  peer's paths (the Adj-RIBs-In) ─▶ decision process ─▶ best path + multipath group
 //!        │ changed prefixes, coalesced                │ changed prefixes, coalesced
 //!        ▼                                             ▼
-//!  change stream for the dataplane          per-peer pending set ─▶ export rules and policy
-//!  (take_fib_changes)                       (mesh, route reflection, eBGP) ─▶ packed UPDATEs
+//!  change stream for the dataplane          export log, one cursor per peer ─▶ export rules
+//!  (take_fib_changes)                       and policy (mesh, route reflection, eBGP)
+//!                                           ─▶ packed UPDATEs
 //! ```
 //!
 //! The RIB is sans-IO like the codec and the state machine: the router task feeds it UPDATEs
-//! and session events and pulls UPDATEs for each peer when that peer can take them. A peer
-//! that does not read only grows its pending set, which holds each changed prefix once, so
-//! memory stays bounded by the table size whatever the churn.
+//! and session events and pulls UPDATEs for each peer when that peer can take them. Changed
+//! prefixes are logged once for all peers; a peer that falls far behind gets its share as a
+//! pending set of its own, which holds each changed prefix once, so memory stays bounded by
+//! the table size whatever the churn (see `adj_rib_out`).
 //!
 //! The Adj-RIB-Out is not stored: what a peer is sent is a pure function of the Loc-RIB and
 //! the peer (export rules and policy), evaluated when the peer is ready. A route reflector
@@ -40,7 +42,7 @@ pub use path::{DEFAULT_LOCAL_PREF, Dest, LOCAL, Path, PeerId, RouteAttrs, V4Key,
 pub use views::{PathView, RouteView};
 
 use crate::wire::{Attributes, Ctx, Family, GracefulRestart};
-use adj_rib_out::AdjRibOut;
+use adj_rib_out::{AdjRibOut, ExportLog};
 use changes::Changes;
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -207,6 +209,8 @@ pub struct Rib {
     tables: Tables,
     /// Prefixes whose outcome changed, for the dataplane and the export pass.
     changes: Changes,
+    /// What the export passes found changed, until every Established peer has read it.
+    export_log: ExportLog,
     /// IGP cost to a next hop, `None` when it cannot be reached (RFC 4271 section 9.1.2).
     igp_cost: Box<dyn Fn(IpAddr) -> Option<u32> + Send>,
     local_addresses: HashSet<IpAddr>,
@@ -219,6 +223,7 @@ impl Rib {
             peers: vec![None],
             tables: Tables::default(),
             changes: Changes::default(),
+            export_log: ExportLog::default(),
             igp_cost: Box::new(|_| Some(0)),
             local_addresses: HashSet::new(),
         }
@@ -322,11 +327,13 @@ impl Rib {
             .filter(|f| f.forwarding_preserved)
             .filter_map(|f| f.afi_safi.family())
             .collect();
+        // Its table walk sends what the log holds so far.
+        let log_end = self.export_log.end();
         if let Some(p) = self.peer_mut(id) {
             p.bgp_id = session.bgp_id;
             p.restart_time = restart;
             p.session = Some(session);
-            p.out = AdjRibOut::default();
+            p.out = AdjRibOut::reading_from(log_end);
             p.out.start_dump();
         }
         if !kept.contains(&Family::Ipv4Unicast) {
