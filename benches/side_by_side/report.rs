@@ -199,9 +199,22 @@ impl Report {
                 let Some(o) = self.scenario1.iter().find(|r| r.target == other) else {
                     continue;
                 };
-                let (met, detail) = match &o.figures {
-                    None => (true, format!("{other} {}", result_text(o))),
-                    Some(f) => (
+                let (met, detail) = match (&o.figures, &o.partial) {
+                    // Cut short: its figures would only have grown past where it stood.
+                    (None, Some(p)) => (
+                        t.last_established_to_all_held_secs < p.elapsed_secs
+                            && t.peak_rss_mib < p.peak_rss_mib
+                            && t.cpu_secs < p.cpu_secs,
+                        format!(
+                            "{other} {}; when cut: > {:.0} s, > {:.0} MiB, > {:.1} s CPU",
+                            result_text(o),
+                            p.elapsed_secs,
+                            p.peak_rss_mib,
+                            p.cpu_secs
+                        ),
+                    ),
+                    (None, None) => (false, format!("{other} {}", result_text(o))),
+                    (Some(f), _) => (
                         t.last_established_to_all_held_secs < f.last_established_to_all_held_secs
                             && t.peak_rss_mib < f.peak_rss_mib
                             && t.cpu_secs < f.cpu_secs,
@@ -283,10 +296,30 @@ impl Report {
                             f.prefixes_per_update
                         );
                     }
-                    None => {
-                        let _ =
-                            writeln!(s, "| {} | {} | | | | | | | | | |", r.target, result_text(r));
-                    }
+                    None => match &r.partial {
+                        // Lower bounds: where it stood when it was cut short.
+                        Some(p) => {
+                            let _ = writeln!(
+                                s,
+                                "| {} | {} | | > {:.0} | > {:.0} | | > {:.1} | | > {:.0} | | {:.0} |",
+                                r.target,
+                                result_text(r),
+                                p.elapsed_secs,
+                                p.elapsed_secs,
+                                p.cpu_secs,
+                                p.peak_rss_mib,
+                                p.prefixes_per_update
+                            );
+                        }
+                        None => {
+                            let _ = writeln!(
+                                s,
+                                "| {} | {} | | | | | | | | | |",
+                                r.target,
+                                result_text(r)
+                            );
+                        }
+                    },
                 }
             }
             s.push('\n');

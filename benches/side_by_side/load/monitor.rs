@@ -81,6 +81,7 @@ struct Table {
     stats: Arc<MonitorStats>,
     base: Instant,
     first_fault: Option<String>,
+    fault_reported: bool,
 }
 
 impl Table {
@@ -168,6 +169,27 @@ impl Table {
         }
     }
 
+    /// One message from the target: `Ok(Some(_))` reports the first RFC 7606 fault, `Err`
+    /// ends the session.
+    fn on_frame(&mut self, frame: &[u8]) -> Result<Option<String>, String> {
+        match session::classify(frame)? {
+            Some(wire::MessageType::Update) => {}
+            _ => return Ok(None),
+        }
+        match wire::decode(frame, &session::ASSUMED_CTX) {
+            Ok(Message::Update(u)) => self.apply(&u),
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(format!("UPDATE that resets the session: {e}")),
+        }
+        match &self.first_fault {
+            Some(f) if !self.fault_reported => {
+                self.fault_reported = true;
+                Ok(Some(format!("UPDATE with an RFC 7606 fault: {f}")))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn mismatches(&self, e: &Expected) -> u64 {
         (0..self.space.count())
             .filter(|&i| {
@@ -217,38 +239,28 @@ impl Monitor {
             stats: stats.clone(),
             base,
             first_fault: None,
+            fault_reported: false,
         };
         let (vtx, mut vrx) = mpsc::unbounded_channel::<Verify>();
         let mut reader = est.reader;
         let reader_task = tokio::spawn(async move {
             // Keeps the writer (and its keepalives) alive as long as the reader runs.
             let _writer_queue = tx;
-            let mut fault_reported = false;
             loop {
                 tokio::select! {
                     frame = reader.next() => {
                         let frame = match frame {
                             Ok(Some(f)) => f,
-                            Ok(None) => return errors.push(format!("{who}: the target closed the session")),
+                            Ok(None) => {
+                                return errors.push(format!("{who}: the target closed the session"));
+                            }
                             Err(e) => return errors.push(format!("{who}: {e}")),
                         };
-                        match session::classify(&frame) {
-                            Ok(Some(wire::MessageType::Update)) => {}
-                            Ok(_) => continue,
+                        match table.on_frame(&frame) {
+                            Ok(None) => {}
+                            // An RFC 7606 fault is reported once; the session goes on.
+                            Ok(Some(fault)) => errors.push(format!("{who}: {fault}")),
                             Err(e) => return errors.push(format!("{who}: {e}")),
-                        }
-                        match wire::decode(&frame, &session::ASSUMED_CTX) {
-                            Ok(Message::Update(u)) => {
-                                table.apply(&u);
-                                if !fault_reported {
-                                    if let Some(f) = &table.first_fault {
-                                        errors.push(format!("{who}: UPDATE with an RFC 7606 fault: {f}"));
-                                        fault_reported = true;
-                                    }
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => return errors.push(format!("{who}: UPDATE that resets the session: {e}")),
                         }
                     }
                     v = vrx.recv() => {

@@ -46,16 +46,8 @@ pub fn build_loads(peers: u32) -> Result<(PrefixSpace, Vec<Arc<FeederLoad>>), Be
 
 pub async fn run(ctx: &RunCtx, kind: Kind, loads: &[Arc<FeederLoad>]) -> Outcome<MeshFigures> {
     match run_inner(ctx, kind, loads).await {
-        Ok(f) => Outcome {
-            target: kind,
-            figures: Some(f),
-            cut: None,
-        },
-        Err(cut) => Outcome {
-            target: kind,
-            figures: None,
-            cut: Some(cut),
-        },
+        Ok(f) => Outcome::done(kind, f),
+        Err(cut) => Outcome::cut(kind, cut),
     }
 }
 

@@ -78,14 +78,38 @@ pub struct Outcome<T> {
     pub target: Kind,
     pub figures: Option<T>,
     pub cut: Option<Cut>,
+    /// Where a run that was cut short stood (scenario 1).
+    pub partial: Option<Partial>,
+}
+
+/// Scenario 1's figures at the moment it was cut short.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Partial {
+    pub elapsed_secs: f64,
+    pub cpu_secs: f64,
+    pub peak_rss_mib: f64,
+    pub prefixes_per_update: f64,
+    /// Prefixes held, summed over the monitors.
+    pub held: u64,
 }
 
 impl<T> Outcome<T> {
-    fn cut(target: Kind, cut: Cut) -> Outcome<T> {
+    pub fn cut(target: Kind, cut: Cut) -> Outcome<T> {
         Outcome {
             target,
             figures: None,
             cut: Some(cut),
+            partial: None,
+        }
+    }
+
+    pub fn done(target: Kind, figures: T) -> Outcome<T> {
+        Outcome {
+            target,
+            figures: Some(figures),
+            cut: None,
+            partial: None,
         }
     }
 }
@@ -267,15 +291,16 @@ async fn measure(
         (_, 0) => None,
         (Some(cut), _) => Some(Outcome::cut(
             kind,
-            Cut::failed(format!("not run: scenario 1 {}", cut.describe())),
+            Cut::NotRun {
+                reason: match cut {
+                    Cut::DidNotFinish { .. } => "scenario 1 did not finish".into(),
+                    _ => "scenario 1 failed".into(),
+                },
+            },
         )),
         (None, waves) => Some(
             match churn_phase(clock, target, errors, s, sizes, waves).await {
-                Ok(f) => Outcome {
-                    target: kind,
-                    figures: Some(f),
-                    cut: None,
-                },
+                Ok(f) => Outcome::done(kind, f),
                 Err(cut) => Outcome::cut(kind, cut),
             },
         ),
@@ -291,15 +316,18 @@ async fn load_phase(
     sizes: &Sizes,
 ) -> Outcome<LoadFigures> {
     let kind = target.kind;
+    let last_established = s
+        .feeders
+        .iter()
+        .map(|f| f.established_at)
+        .max()
+        .unwrap_or_else(Instant::now);
+    let before = match sample(target) {
+        Ok(b) => b,
+        Err(cut) => return Outcome::cut(kind, cut),
+    };
+    let first_update = Instant::now();
     let run = async {
-        let last_established = s
-            .feeders
-            .iter()
-            .map(|f| f.established_at)
-            .max()
-            .unwrap_or_else(Instant::now);
-        let before = sample(target)?;
-        let first_update = Instant::now();
         for f in &s.feeders {
             f.send(f.load.announce.clone())
                 .map_err(|e| Cut::failed(e.to_string()))?;
@@ -309,7 +337,7 @@ async fn load_phase(
             per_feeder: sizes.per_feeder,
             absent: None,
         };
-        let held = converge(
+        converge(
             "the initial load",
             clock,
             target,
@@ -317,26 +345,40 @@ async fn load_phase(
             &s.monitors,
             &expected,
         )
-        .await?;
-        let after = sample(target)?;
-        let totals = Totals::of(&s.monitors);
-        Ok(LoadFigures {
-            sessions_secs: secs(clock.started, last_established),
-            first_update_to_all_held_secs: secs(first_update, held),
-            last_established_to_all_held_secs: secs(last_established, held),
-            cpu_secs: after.cpu_secs - before.cpu_secs,
-            peak_rss_mib: mib(after.peak_rss_kb),
-            prefixes_per_update: totals.prefixes_per_update(),
-            monitor_totals: totals,
-        })
+        .await
     };
-    match run.await {
-        Ok(f) => Outcome {
+    let result = run.await;
+    let totals = Totals::of(&s.monitors);
+    let after = target.sample();
+    match (result, after) {
+        (Ok(held), Ok(after)) => Outcome {
             target: kind,
-            figures: Some(f),
+            figures: Some(LoadFigures {
+                sessions_secs: secs(clock.started, last_established),
+                first_update_to_all_held_secs: secs(first_update, held),
+                last_established_to_all_held_secs: secs(last_established, held),
+                cpu_secs: after.cpu_secs - before.cpu_secs,
+                peak_rss_mib: mib(after.peak_rss_kb),
+                prefixes_per_update: totals.prefixes_per_update(),
+                monitor_totals: totals,
+            }),
             cut: None,
+            partial: None,
         },
-        Err(cut) => Outcome::cut(kind, cut),
+        (Ok(_), Err(e)) => Outcome::cut(kind, Cut::failed(format!("sampling {kind}: {e}"))),
+        (Err(cut), after) => Outcome {
+            target: kind,
+            figures: None,
+            cut: Some(cut),
+            // How far it got, while the target still runs.
+            partial: after.ok().map(|after| Partial {
+                elapsed_secs: secs(first_update, Instant::now()),
+                cpu_secs: after.cpu_secs - before.cpu_secs,
+                peak_rss_mib: mib(after.peak_rss_kb),
+                prefixes_per_update: totals.prefixes_per_update(),
+                held: totals.held_sum,
+            }),
+        },
     }
 }
 

@@ -49,6 +49,8 @@ pub enum Cut {
     Stalled { stall_secs: f64, progress: String },
     /// The target exited, refused the configuration, or a session broke.
     Failed { reason: String },
+    /// Not attempted, because what it builds on was cut short (that row says why).
+    NotRun { reason: String },
 }
 
 impl Cut {
@@ -69,12 +71,13 @@ impl Cut {
                 progress,
             } => format!("STALLED: no progress for {stall_secs:.0} s ({progress})"),
             Cut::Failed { reason } => format!("FAILED: {reason}"),
+            Cut::NotRun { reason } => format!("not run: {reason}"),
         }
     }
 
     /// Whether this makes the whole run fail (the cap alone does not).
     pub fn fails_run(&self) -> bool {
-        !matches!(self, Cut::DidNotFinish { .. })
+        !matches!(self, Cut::DidNotFinish { .. } | Cut::NotRun { .. })
     }
 }
 

@@ -8,9 +8,9 @@
 //! insert and removal per peer. (Per-peer ordered sets took 1.5 GB and a fifth of the CPU to
 //! reflect a million prefixes to twenty clients: see docs/BENCHMARKS.md.) The log is trimmed
 //! to what the slowest peer still has to read. A peer that falls so far behind that the log
-//! would outgrow twice the table (plus 65,536 entries) has its share folded into a pending set of its own, which
-//! holds each prefix once: a peer that does not read costs no more than the table, whatever
-//! the churn.
+//! would outgrow twice the table (plus 65,536 entries) has its share folded into a pending set
+//! of its own, which holds each prefix once: a peer that does not read costs no more than the
+//! table, whatever the churn.
 
 use super::Rib;
 use super::changes::ExportBatch;
