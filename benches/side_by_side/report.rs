@@ -97,7 +97,7 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-fn bird<'a, T>(rows: &'a [Outcome<T>]) -> Option<&'a T> {
+fn bird<T>(rows: &[Outcome<T>]) -> Option<&T> {
     rows.iter()
         .find(|r| r.target == Kind::Bird)
         .and_then(|r| r.figures.as_ref())

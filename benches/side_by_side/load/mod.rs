@@ -32,5 +32,5 @@ pub fn raise_nofile() -> Result<u64, crate::error::BenchError> {
             std::io::Error::last_os_error(),
         ));
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }

@@ -192,6 +192,7 @@ struct Sessions {
     monitors: Vec<Monitor>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn open_sessions(
     ctx: &RunCtx,
     clock: &Clock,
