@@ -153,6 +153,16 @@ pub async fn follow(
     Ok((rx, task))
 }
 
+/// Sends the share when it changed.
+fn publish(routes: &IpamRoutes, tx: &watch::Sender<NodeShare>) {
+    tx.send_if_modified(|cur| {
+        let new = routes.share();
+        let changed = *cur != new;
+        *cur = new;
+        changed
+    });
+}
+
 async fn keep_following(
     store: Arc<dyn Store>,
     mut routes: IpamRoutes,
@@ -172,12 +182,7 @@ async fn keep_following(
                             warn!(problem = %p, "IPAM block skipped");
                         }
                     }
-                    tx.send_if_modified(|cur| {
-                        let new = routes.share();
-                        let changed = *cur != new;
-                        *cur = new;
-                        changed
-                    });
+                    publish(&routes, &tx);
                 }
                 Err(e) => {
                     warn!(error = %e, "IPAM block watch failed; listing again");
@@ -198,12 +203,7 @@ async fn keep_following(
                     for p in routes.reset(&list) {
                         warn!(problem = %p, "IPAM block skipped");
                     }
-                    tx.send_if_modified(|cur| {
-                        let new = routes.share();
-                        let changed = *cur != new;
-                        *cur = new;
-                        changed
-                    });
+                    publish(&routes, &tx);
                     break w;
                 }
                 Err(e) => {

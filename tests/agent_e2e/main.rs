@@ -79,7 +79,7 @@ fn a_mesh_across_two_subnets_routes_direct_in_a_subnet_and_over_vxlan_across() {
 
 #[test]
 fn a_removed_node_leaves_every_other_fib() {
-    let (mut c, _) = three_node_mesh("rmnode");
+    let (c, _) = three_node_mesh("rmnode");
     let gone = block_of(&c, "pod-3");
     c.wait_route("node-1", &gone);
     c.wait_route("node-2", &gone);
@@ -93,7 +93,6 @@ fn a_removed_node_leaves_every_other_fib() {
     c.delete("node", "node-3");
     c.wait_no_route("node-1", &gone);
     c.wait_no_route("node-2", &gone);
-    let _ = &mut c;
 }
 
 #[test]
@@ -106,8 +105,7 @@ fn a_pool_applied_at_run_time_is_routed_with_its_encapsulation() {
         true,
     ));
     c.start_all();
-    let p1 = c.add_pod("node-1", "pod-1", &pool("pool-1", "198.19.0.0/17"));
-    let _ = p1;
+    c.add_pod("node-1", "pod-1", &pool("pool-1", "198.19.0.0/17"));
     c.apply(
         "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pool-2}\nspec: {cidr: 198.19.128.0/17, blockSize: 26, vxlanMode: Always}\n",
     );
