@@ -338,10 +338,13 @@ impl Cluster {
             ns.name(),
         ]);
         n.ns.ip_ok(&["link", "set", &host_if, "up"]);
+        // As the CNI plugin does: proxy ARP answers the pod's gateway, at once (the kernel
+        // otherwise delays proxied replies by up to 0.8 s, which a short ping can outlast).
         n.ns.exec_ok(&[
             "sysctl",
             "-qw",
             &format!("net.ipv4.conf.{host_if}.proxy_arp=1"),
+            &format!("net.ipv4.neigh.{host_if}.proxy_delay=0"),
         ]);
         n.ns.ip_ok(&[
             "route",

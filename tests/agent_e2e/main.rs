@@ -179,6 +179,12 @@ fn an_agent_killed_and_restarted_during_a_ping_flood_loses_no_packet() {
     c.add_pod("node-1", "pod-1", &pools);
     let p2 = c.add_pod("node-2", "pod-2", &pools);
     c.wait_all_routes();
+    assert!(
+        c.reaches("pod-1", p2, Duration::from_secs(10)),
+        "pod-1 -> pod-2 before the kill\n{}{}",
+        c.dump("node-1"),
+        c.dump("node-2")
+    );
     let (tx, rx) = c.ping("pod-1", p2, 3, "0.2");
     assert_eq!(rx, tx, "the path works before the kill");
 
