@@ -10,7 +10,7 @@
 //! `--json` prints one object whose shape only grows:
 //! `{"node", "version", "pid", "uptimeSeconds", "peers": [{"name", "address", "port",
 //! "type", "state", "bgpState", "since", "info", "lastError", "peerAs", "received",
-//! "advertised", "enabled"}]}`; `since` is RFC 3339 (UTC) or null when unknown, counters and
+//! "accepted", "advertised", "enabled"}]}`; `since` is RFC 3339 (UTC) or null when unknown, counters and
 //! `enabled` are null when the agent does not report them.
 
 use crate::api::client::{self, ClientError};
@@ -78,7 +78,10 @@ pub struct PeerRow {
     pub info: String,
     pub last_error: Option<String>,
     pub peer_as: u32,
+    /// Paths the peer sent (before import policy).
     pub received: Option<u64>,
+    /// Of those, the paths import policy let in.
+    pub accepted: Option<u64>,
     pub advertised: Option<u64>,
     /// `false` once an operator disabled the session (`tortie peer disable`).
     pub enabled: Option<bool>,
@@ -239,6 +242,7 @@ pub(crate) fn row(p: v1::Peer) -> Result<PeerRow, StatusError> {
         last_error,
         peer_as: p.peer_as,
         received: p.received,
+        accepted: p.accepted,
         advertised: p.advertised,
         enabled: p.enabled,
     })

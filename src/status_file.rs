@@ -42,6 +42,7 @@ async fn snapshot(speaker: &Speaker, node: &str) -> Option<Value> {
             "since": p.since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             "last_error": p.last_error,
             "received": p.received,
+            "accepted": p.accepted,
             "advertised": p.advertised,
             "hold_time": p.negotiated.as_ref().map(|n| n.hold_time),
             "families": p.negotiated.as_ref().map(|n| n.families.iter().map(|f| f.to_string()).collect::<Vec<_>>()),

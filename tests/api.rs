@@ -219,7 +219,10 @@ fn status_json_has_the_documented_fields() {
     assert_eq!(p["bgpState"], "Established");
     assert_eq!(p["info"], "Established");
     assert_eq!(p["peerAs"].as_u64(), Some(u64::from(AS)));
-    assert!(p["received"].is_u64() && p["advertised"].is_u64(), "{p}");
+    assert!(
+        p["received"].is_u64() && p["accepted"].is_u64() && p["advertised"].is_u64(),
+        "{p}"
+    );
     assert!(p["lastError"].is_null(), "{p}");
     let since = p["since"].as_str().unwrap_or_default();
     assert!(

@@ -340,6 +340,12 @@ fn a_new_pod_block_moves_the_prefix_fib_ipam_and_latency_metrics() {
         "{}",
         after.text
     );
+    assert_eq!(
+        grew("tortie_bgp_accepted_routes", &peer),
+        1.0,
+        "{}",
+        after.text
+    );
     assert!(
         grew("tortie_bgp_prefixes_received_total", &peer) >= 1.0,
         "{}",

@@ -300,4 +300,20 @@ fn frr_tor_sees_only_what_tortie_bgpfilter_exports_and_tortie_keeps_only_what_it
         !t.rib().unwrap().contains_key(&net(&theirs_blocked)),
         "import filter rejected {theirs_blocked}"
     );
+    // The session's counts tell them apart: three paths received (FRR also sends ours_ok
+    // back, with our AS in its path: it has no sender-side loop detection by default, and
+    // that path is turned away as a loop), one accepted.
+    let start = Instant::now();
+    let counts = |s: &serde_json::Value| {
+        (
+            s["peers"][0]["received"].as_u64(),
+            s["peers"][0]["accepted"].as_u64(),
+        )
+    };
+    let mut last = t.status().unwrap();
+    while counts(&last) != (Some(3), Some(1)) && start.elapsed() < SESSION_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(100));
+        last = t.status().unwrap();
+    }
+    assert_eq!(counts(&last), (Some(3), Some(1)), "{last}");
 }

@@ -554,3 +554,86 @@ fn a_client_that_does_not_read_holds_a_bounded_backlog_and_gets_the_last_state()
         "every prefix ends with the last MED"
     );
 }
+
+/// A peer whose import policy rejects the one prefix `deny`.
+fn filtered_peer(l: &mut Lab, deny: &str) -> u32 {
+    use tortie_bgp::rib::policy::{
+        Action, Filter, MatchOperator, PrefixLengthRange, PrefixMatch, Rule,
+    };
+    let rule = Rule {
+        prefix: Some(PrefixMatch::new(
+            v4(deny),
+            MatchOperator::Equal,
+            PrefixLengthRange::default(),
+        )),
+        ..Rule::new(Action::Reject)
+    };
+    let mut p = RibPeer::new(addr("198.18.1.1"), LOCAL_AS);
+    p.filters = vec![Filter {
+        name: "deny-one".into(),
+        import_v4: vec![rule],
+        ..Filter::default()
+    }];
+    let pid = l.rib.add_peer(p);
+    l.rib.peer_up(pid, session("198.18.1.1"));
+    pid
+}
+
+/// (accepted, filtered) paths of a peer.
+fn counts(l: &Lab, pid: u32) -> (u32, u32) {
+    (l.rib.peer_path_count(pid), l.rib.peer_filtered_count(pid))
+}
+
+#[test]
+fn a_path_import_policy_rejects_is_counted_as_filtered_not_accepted() {
+    let mut l = Lab::new();
+    let p = filtered_peer(&mut l, "198.19.2.0/26");
+    let u = announce(
+        &["198.19.1.0/26", "198.19.2.0/26"],
+        "198.18.1.1",
+        &[],
+        |_| {},
+    );
+    l.rib.apply_update(p, &u).unwrap();
+    assert_eq!(counts(&l, p), (1, 1));
+}
+
+#[test]
+fn withdrawing_a_filtered_path_takes_it_out_of_the_count() {
+    let mut l = Lab::new();
+    let p = filtered_peer(&mut l, "198.19.2.0/26");
+    let u = announce(&["198.19.2.0/26"], "198.18.1.1", &[], |_| {});
+    l.rib.apply_update(p, &u).unwrap();
+    l.rib
+        .apply_update(p, &withdraw(&["198.19.2.0/26"]))
+        .unwrap();
+    assert_eq!(counts(&l, p), (0, 0));
+}
+
+#[test]
+fn a_filtered_path_replaced_by_an_acceptable_one_counts_once_as_accepted() {
+    let mut l = Lab::new();
+    let tor = l.peer("198.18.1.1", 65100, "198.18.1.1", false);
+    // Our own AS in an eBGP path is a loop: turned away on import.
+    let looped = announce(&["198.19.1.0/26"], "198.18.1.1", &[65100, LOCAL_AS], |_| {});
+    l.rib.apply_update(tor, &looped).unwrap();
+    assert_eq!(counts(&l, tor), (0, 1));
+    let clean = announce(&["198.19.1.0/26"], "198.18.1.1", &[65100], |_| {});
+    l.rib.apply_update(tor, &clean).unwrap();
+    assert_eq!(counts(&l, tor), (1, 0));
+}
+
+#[test]
+fn a_session_reset_forgets_what_was_filtered() {
+    let mut l = Lab::new();
+    let p = filtered_peer(&mut l, "198.19.2.0/26");
+    let u = announce(
+        &["198.19.1.0/26", "198.19.2.0/26"],
+        "198.18.1.1",
+        &[],
+        |_| {},
+    );
+    l.rib.apply_update(p, &u).unwrap();
+    l.rib.peer_down(p, false);
+    assert_eq!(counts(&l, p), (0, 0));
+}

@@ -115,8 +115,7 @@ pub fn peer(p: &PeerStatus) -> v1::Peer {
             p.last_error.clone()
         },
         received: Some(p.received as u64),
-        // Not counted separately from `received` by the speaker.
-        accepted: None,
+        accepted: Some(p.accepted as u64),
         advertised: Some(p.advertised as u64),
         negotiated: if established {
             p.negotiated.as_ref().map(negotiated)
@@ -244,6 +243,7 @@ mod tests {
             last_error: Some("Cease/administrative shutdown".into()),
             negotiated: None,
             received: 3,
+            accepted: 1,
             advertised: 2,
             enabled: true,
             counters: Default::default(),
@@ -284,7 +284,10 @@ mod tests {
         );
         assert_eq!(p.type_label, "global");
         assert_eq!(p.since.map(|t| t.seconds), Some(1_700_000_000));
-        assert_eq!((p.received, p.advertised), (Some(3), Some(2)));
+        assert_eq!(
+            (p.received, p.accepted, p.advertised),
+            (Some(3), Some(1), Some(2))
+        );
     }
 
     #[test]

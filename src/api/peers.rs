@@ -179,6 +179,7 @@ mod tests {
             last_error: None,
             negotiated: None,
             received: 0,
+            accepted: 0,
             advertised: 0,
             enabled: true,
             counters: Default::default(),

@@ -188,6 +188,7 @@ pub fn render_list(peers: &[PeerDetail], now: SystemTime) -> String {
                 r.state.clone(),
                 since_text(r.since, now),
                 opt(r.received),
+                opt(r.accepted),
                 opt(r.advertised),
                 r.info.clone(),
             ]
@@ -202,6 +203,7 @@ pub fn render_list(peers: &[PeerDetail], now: SystemTime) -> String {
             "STATE",
             "SINCE",
             "RECEIVED",
+            "ACCEPTED",
             "ADVERTISED",
             "INFO",
         ],
@@ -243,11 +245,17 @@ pub fn render_detail(p: &PeerDetail) -> String {
         "Last error:",
         r.last_error.clone().unwrap_or_else(|| "-".to_string()),
     );
+    // As BIRD's "imported, filtered, exported", from what the peer sent.
+    let filtered = match (r.received, r.accepted) {
+        (Some(rx), Some(acc)) => rx.saturating_sub(acc).to_string(),
+        _ => "-".to_string(),
+    };
     line(
         "Routes:",
         format!(
-            "{} received, {} advertised",
+            "{} received, {} accepted, {filtered} filtered, {} advertised",
             opt(r.received),
+            opt(r.accepted),
             opt(r.advertised)
         ),
     );
@@ -413,6 +421,7 @@ mod tests {
             type_label: "node-to-node mesh".into(),
             state: v1::PeerState::Established as i32,
             received: Some(3),
+            accepted: Some(2),
             advertised: Some(2),
             enabled: Some(true),
             negotiated: Some(v1::Negotiated {
@@ -442,6 +451,7 @@ mod tests {
         for expected in [
             "Peer 198.18.1.2 (node2)",
             "  Enabled:              yes",
+            "  Routes:               3 received, 2 accepted, 1 filtered, 2 advertised",
             "    Hold time:          90 s (keepalive 30 s)",
             "    Families:           ipv4-unicast",
             "    Route refresh:      yes (enhanced: no)",

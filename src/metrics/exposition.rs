@@ -100,6 +100,7 @@ struct PeerFamilies {
     enabled: GaugeVec,
     since: GaugeVec,
     received_routes: GaugeVec,
+    accepted_routes: GaugeVec,
     advertised_routes: GaugeVec,
     counters: [(IntCounterVec, fn(&PeerStatus) -> u64); 9],
 }
@@ -131,7 +132,11 @@ impl PeerFamilies {
             )?,
             received_routes: g(
                 "tortie_bgp_received_routes",
-                "Paths the peer announced that are held now (its Adj-RIB-In).",
+                "Paths the peer announced that stand now, before import policy.",
+            )?,
+            accepted_routes: g(
+                "tortie_bgp_accepted_routes",
+                "Paths of the peer held now after import policy (its Adj-RIB-In).",
             )?,
             advertised_routes: g(
                 "tortie_bgp_advertised_routes",
@@ -224,6 +229,9 @@ impl PeerFamilies {
         self.received_routes
             .with_label_values(&labels)
             .set(p.received as f64);
+        self.accepted_routes
+            .with_label_values(&labels)
+            .set(p.accepted as f64);
         self.advertised_routes
             .with_label_values(&labels)
             .set(p.advertised as f64);
@@ -398,7 +406,8 @@ mod tests {
             since: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             last_error: None,
             negotiated: None,
-            received: 4,
+            received: 6,
+            accepted: 4,
             advertised: 2,
             enabled: true,
             counters: PeerCounters {
@@ -462,7 +471,8 @@ mod tests {
         let labels = r#"{name="node-2",peer="198.18.1.12",type="node-to-node mesh"}"#;
         assert!(line(&t, &format!("tortie_bgp_session_up{labels}")).ends_with(" 1"));
         assert!(line(&t, &format!("tortie_bgp_prefixes_received_total{labels}")).ends_with(" 5"));
-        assert!(line(&t, &format!("tortie_bgp_received_routes{labels}")).ends_with(" 4"));
+        assert!(line(&t, &format!("tortie_bgp_received_routes{labels}")).ends_with(" 6"));
+        assert!(line(&t, &format!("tortie_bgp_accepted_routes{labels}")).ends_with(" 4"));
         assert!(line(&t, "# TYPE tortie_bgp_messages_received_total").ends_with("counter"));
     }
 

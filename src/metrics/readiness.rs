@@ -84,6 +84,7 @@ mod tests {
             last_error: last_error.map(str::to_string),
             negotiated: None,
             received: 0,
+            accepted: 0,
             advertised: 0,
             enabled,
             counters: PeerCounters::default(),

@@ -138,11 +138,13 @@ impl Rib {
         };
 
         for n in &u.withdrawn {
-            self.set_path(V4Key::new(n.prefix), id, n.path_id.unwrap_or(0), None);
+            let path_id = n.path_id.unwrap_or(0);
+            self.note_filtered(id, IpNet::V4(n.prefix), path_id, false);
+            self.set_path(V4Key::new(n.prefix), id, path_id, None);
             outcome.withdrawn += 1;
         }
         if let Some(unreach) = &u.mp_unreach {
-            outcome.withdrawn += self.apply_mp(id, &unreach.nlri, None);
+            outcome.withdrawn += self.apply_mp(id, &unreach.nlri, None, false);
         }
         // RFC 4486 Maximum Number of Prefixes: an UPDATE that would take the peer over its limit
         // is not applied at all (the session is stopped), so none of its routes reaches the
@@ -155,18 +157,20 @@ impl Rib {
             }
         }
         for n in &u.nlri {
+            let (prefix, path_id) = (IpNet::V4(n.prefix), n.path_id.unwrap_or(0));
             let attrs = v4_attrs
                 .as_ref()
-                .and_then(|a| self.import_policy(id, IpNet::V4(n.prefix), a));
+                .and_then(|a| self.import_policy(id, prefix, a));
             if attrs.is_some() {
                 outcome.announced += 1;
             } else {
                 outcome.withdrawn += 1;
             }
-            self.set_path(V4Key::new(n.prefix), id, n.path_id.unwrap_or(0), attrs);
+            self.note_filtered(id, prefix, path_id, attrs.is_none() && !withdraw_all);
+            self.set_path(V4Key::new(n.prefix), id, path_id, attrs);
         }
         if let Some(reach) = &u.mp_reach {
-            let n = self.apply_mp(id, &reach.nlri, mp_attrs.as_ref());
+            let n = self.apply_mp(id, &reach.nlri, mp_attrs.as_ref(), !withdraw_all);
             if mp_attrs.is_some() {
                 outcome.announced += n;
             } else {
@@ -176,23 +180,47 @@ impl Rib {
         Ok(outcome)
     }
 
-    /// Applies the prefixes of an MP attribute; returns how many.
-    fn apply_mp(&mut self, id: PeerId, nlri: &MpNlri, attrs: Option<&Arc<RouteAttrs>>) -> usize {
+    /// Applies the prefixes of an MP attribute; returns how many. `announced`: they were
+    /// sent as routes (MP_REACH_NLRI, not treated as withdrawn), so what import turns away
+    /// counts as filtered.
+    fn apply_mp(
+        &mut self,
+        id: PeerId,
+        nlri: &MpNlri,
+        attrs: Option<&Arc<RouteAttrs>>,
+        announced: bool,
+    ) -> usize {
         match nlri {
             MpNlri::Ipv4(v) => {
                 for n in v {
-                    let a = attrs.and_then(|a| self.import_policy(id, IpNet::V4(n.prefix), a));
-                    self.set_path(V4Key::new(n.prefix), id, n.path_id.unwrap_or(0), a);
+                    let (prefix, path_id) = (IpNet::V4(n.prefix), n.path_id.unwrap_or(0));
+                    let a = attrs.and_then(|a| self.import_policy(id, prefix, a));
+                    self.note_filtered(id, prefix, path_id, announced && a.is_none());
+                    self.set_path(V4Key::new(n.prefix), id, path_id, a);
                 }
                 v.len()
             }
             MpNlri::Ipv6(v) => {
                 for n in v {
-                    let a = attrs.and_then(|a| self.import_policy(id, IpNet::V6(n.prefix), a));
-                    self.set_path(V6Key::new(n.prefix), id, n.path_id.unwrap_or(0), a);
+                    let (prefix, path_id) = (IpNet::V6(n.prefix), n.path_id.unwrap_or(0));
+                    let a = attrs.and_then(|a| self.import_policy(id, prefix, a));
+                    self.note_filtered(id, prefix, path_id, announced && a.is_none());
+                    self.set_path(V6Key::new(n.prefix), id, path_id, a);
                 }
                 v.len()
             }
+        }
+    }
+
+    /// Records whether the peer's latest word on a path is an announcement import turned
+    /// away. Nothing is hashed while the peer has nothing filtered and this is not a rejection,
+    /// the common case on a busy session.
+    fn note_filtered(&mut self, id: PeerId, prefix: IpNet, path_id: u32, filtered: bool) {
+        let Some(p) = self.peer_mut(id) else { return };
+        if filtered {
+            p.filtered.insert((prefix, path_id));
+        } else if !p.filtered.is_empty() {
+            p.filtered.remove(&(prefix, path_id));
         }
     }
 

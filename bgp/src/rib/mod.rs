@@ -145,6 +145,12 @@ struct Peer {
     bgp_id: Ipv4Addr,
     /// Paths this peer has in the Loc-RIB (its Adj-RIB-In after import policy).
     paths: u32,
+    /// What the peer announced and import turned away (policy, a loop, a martian next hop),
+    /// by prefix and path id, so that a later withdrawal or an accepted replacement takes it
+    /// out again: with `paths`, what the peer sent. Only these keys are kept, not their
+    /// attributes, so the cost is proportional to what the filters reject (BIRD's
+    /// "filtered" count).
+    filtered: HashSet<(IpNet, u32)>,
     /// The restart time from its last graceful restart capability.
     restart_time: Option<Duration>,
     out: AdjRibOut,
@@ -252,6 +258,7 @@ impl Rib {
             session: None,
             bgp_id: Ipv4Addr::UNSPECIFIED,
             paths: 0,
+            filtered: HashSet::new(),
             restart_time: None,
             out: AdjRibOut::default(),
         };
@@ -300,6 +307,11 @@ impl Rib {
     /// Number of paths a peer has in the RIB.
     pub fn peer_path_count(&self, id: PeerId) -> u32 {
         self.peer(id).map_or(0, |p| p.paths)
+    }
+
+    /// Number of paths the peer announced in this session that import turned away.
+    pub fn peer_filtered_count(&self, id: PeerId) -> u32 {
+        self.peer(id).map_or(0, |p| p.filtered.len() as u32)
     }
 
     /// Sends the peer its whole table again (a ROUTE-REFRESH request, RFC 2918).
@@ -352,6 +364,8 @@ impl Rib {
         if let Some(p) = self.peer_mut(id) {
             p.session = None;
             p.out = AdjRibOut::default();
+            // The next session sends its table again: what it filters is counted afresh.
+            p.filtered = HashSet::new();
         }
         match restart.filter(|_| graceful) {
             Some(t) => {

@@ -158,7 +158,11 @@ pub struct PeerStatus {
     /// Why the session last went down, or the last connect error.
     pub last_error: Option<String>,
     pub negotiated: Option<Negotiated>,
+    /// Paths the peer sent, before import policy: `accepted` plus what import turned away
+    /// in this session (stale paths of a graceful restart count until they go).
     pub received: usize,
+    /// The peer's paths in the Loc-RIB: its Adj-RIB-In after import policy.
+    pub accepted: usize,
     pub advertised: usize,
     /// `false` after [`Speaker::set_enabled`] turned the session off: it stays Idle.
     pub enabled: bool,

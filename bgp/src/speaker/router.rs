@@ -193,7 +193,9 @@ impl Router {
             since: e.since,
             last_error: e.last_error.clone(),
             negotiated: e.negotiated.as_deref().cloned(),
-            received: self.rib.peer_path_count(e.id) as usize,
+            received: (self.rib.peer_path_count(e.id) + self.rib.peer_filtered_count(e.id))
+                as usize,
+            accepted: self.rib.peer_path_count(e.id) as usize,
             advertised: if e.state == State::Established {
                 self.rib.advertised_count(e.id)
             } else {
