@@ -4,10 +4,11 @@
 //! Only a *confirmed* affinity makes an owner: pending claims and blocks pending deletion are
 //! treated as absent, as Calico does for routing. [`OwnerMap`] is the pure part (a list, then
 //! watch events); [`BlockOwners`] keeps one current from the store, with a snapshot and a
-//! stream of changes, and lists again whenever its watch fails.
+//! stream of changes, and lists again whenever its watch fails ([`crate::store::follow`]).
 
 use crate::IpamError;
 use crate::block::{Affinity, AffinityState, BLOCKS_PREFIX, block_cidr_from_key};
+use crate::store::follow::{Follower, follow, watch_then_list};
 use crate::store::{Event, Store, Versioned};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -15,7 +16,6 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// A change of a block's owner. A block moving from one node to another is a `Disowned`
@@ -198,13 +198,18 @@ pub struct BlockOwners {
 impl BlockOwners {
     /// Watches then lists the blocks; returns once the first listing is in.
     pub async fn start(store: Arc<dyn Store>) -> Result<BlockOwners, IpamError> {
-        let watch = store.watch(BLOCKS_PREFIX).await?;
-        let list = store.list(BLOCKS_PREFIX).await?;
+        let (watch, list) = watch_then_list(&*store, BLOCKS_PREFIX).await?;
         let shared = Arc::new(Shared {
             map: Mutex::new(OwnerMap::from_list(&list)),
             tx: broadcast::channel(1024).0,
         });
-        let task = tokio::spawn(follow(store, shared.clone(), watch));
+        let task = tokio::spawn(follow(
+            store,
+            BLOCKS_PREFIX,
+            "block owners",
+            watch,
+            shared.clone(),
+        ));
         Ok(BlockOwners { shared, task })
     }
 
@@ -240,39 +245,17 @@ impl Drop for BlockOwners {
     }
 }
 
-async fn follow(store: Arc<dyn Store>, shared: Arc<Shared>, mut watch: crate::store::Watch) {
-    loop {
-        while let Some(ev) = watch.next().await {
-            match ev {
-                Ok(ev) => shared.update(|m| m.apply(&ev)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "block watch failed; listing again");
-                    break;
-                }
-            }
-        }
-        let mut delay = Duration::from_millis(50);
-        watch = loop {
-            tokio::time::sleep(delay).await;
-            let resync = async {
-                let w = store.watch(BLOCKS_PREFIX).await?;
-                let list = store.list(BLOCKS_PREFIX).await?;
-                Ok::<_, IpamError>((w, OwnerMap::from_list(&list)))
-            };
-            match resync.await {
-                Ok((w, fresh)) => {
-                    shared.update(|m| {
-                        let changes = m.diff(&fresh);
-                        *m = fresh;
-                        changes
-                    });
-                    break w;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "block watch: store unavailable");
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
+impl Follower for Arc<Shared> {
+    fn event(&mut self, ev: &Event) {
+        self.update(|m| m.apply(ev));
+    }
+
+    fn relisted(&mut self, list: &[(String, Versioned)]) {
+        let fresh = OwnerMap::from_list(list);
+        self.update(|m| {
+            let changes = m.diff(&fresh);
+            *m = fresh;
+            changes
+        });
     }
 }

@@ -4,18 +4,17 @@
 //! follower tells felix which blocks are this node's (their blackhole routes).
 //!
 //! [`IpamRoutes`] is the pure part: block documents in, per block what it contributes. The
-//! task ([`follow`]) watches `/tortie/v1/ipam/blocks/`, lists again whenever the watch fails,
-//! and sends the whole result on every change (a few hundred prefixes at most per node).
+//! task ([`follow`]) follows `/tortie/v1/ipam/blocks/` ([`tortie_ipam::store::follow`]) and
+//! sends the whole result once per burst of changes (a few hundred prefixes at most per node).
 
-use futures::StreamExt;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tortie_ipam::Block;
 use tortie_ipam::block::{BLOCKS_PREFIX, block_cidr_from_key};
+use tortie_ipam::store::follow::{self, Follower, watch_then_list};
 use tortie_ipam::store::{Event, Store, Versioned};
 use tracing::warn;
 
@@ -133,85 +132,64 @@ impl IpamRoutes {
     }
 }
 
-/// Keeps `tx` holding this node's share of IPAM. Returns once the first listing is in (the
-/// agent's start-up waits for it), then follows in the background.
+/// Keeps a watch channel holding this node's share of IPAM. Returns once the first listing
+/// is in (the agent's start-up waits for it), then follows in the background.
 pub async fn follow(
     store: Arc<dyn Store>,
     node: &str,
 ) -> Result<(watch::Receiver<NodeShare>, tokio::task::JoinHandle<()>), String> {
     let mut routes = IpamRoutes::new(node);
-    let w = store
-        .watch(BLOCKS_PREFIX)
+    let (w, list) = watch_then_list(&*store, BLOCKS_PREFIX)
         .await
         .map_err(|e| e.to_string())?;
-    let list = store.list(BLOCKS_PREFIX).await.map_err(|e| e.to_string())?;
-    for p in routes.reset(&list) {
-        warn!(problem = %p, "IPAM block skipped");
-    }
+    skipped(routes.reset(&list));
     let (tx, rx) = watch::channel(routes.share());
-    let task = tokio::spawn(keep_following(store, routes, w, tx));
+    let task = tokio::spawn(follow::follow(
+        store,
+        BLOCKS_PREFIX,
+        "IPAM origination",
+        w,
+        Publisher { routes, tx },
+    ));
     Ok((rx, task))
 }
 
-/// Sends the share when it changed.
-fn publish(routes: &IpamRoutes, tx: &watch::Sender<NodeShare>) {
-    tx.send_if_modified(|cur| {
-        let new = routes.share();
-        let changed = *cur != new;
-        *cur = new;
-        changed
-    });
+fn skipped(problems: impl IntoIterator<Item = String>) {
+    for p in problems {
+        warn!(problem = %p, "IPAM block skipped");
+    }
 }
 
-async fn keep_following(
-    store: Arc<dyn Store>,
-    mut routes: IpamRoutes,
-    mut w: tortie_ipam::store::Watch,
+/// The follower: applies block documents, and sends the share once a burst is in when it
+/// changed.
+struct Publisher {
+    routes: IpamRoutes,
     tx: watch::Sender<NodeShare>,
-) {
-    loop {
-        while let Some(ev) = w.next().await {
-            match ev {
-                Ok(ev) => {
-                    if let Err(p) = routes.apply(&ev) {
-                        warn!(problem = %p, "IPAM block skipped");
-                    }
-                    // Take the rest of a burst before publishing.
-                    while let Some(Some(Ok(ev))) = futures::FutureExt::now_or_never(w.next()) {
-                        if let Err(p) = routes.apply(&ev) {
-                            warn!(problem = %p, "IPAM block skipped");
-                        }
-                    }
-                    publish(&routes, &tx);
-                }
-                Err(e) => {
-                    warn!(error = %e, "IPAM block watch failed; listing again");
-                    break;
-                }
-            }
-        }
-        let mut delay = Duration::from_millis(100);
-        w = loop {
-            tokio::time::sleep(delay).await;
-            let again = async {
-                let w = store.watch(BLOCKS_PREFIX).await?;
-                let list = store.list(BLOCKS_PREFIX).await?;
-                Ok::<_, tortie_ipam::store::StoreError>((w, list))
-            };
-            match again.await {
-                Ok((w, list)) => {
-                    for p in routes.reset(&list) {
-                        warn!(problem = %p, "IPAM block skipped");
-                    }
-                    publish(&routes, &tx);
-                    break w;
-                }
-                Err(e) => {
-                    warn!(error = %e, "IPAM block watch: store unavailable");
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
+}
+
+impl Publisher {
+    fn publish(&self) {
+        self.tx.send_if_modified(|cur| {
+            let new = self.routes.share();
+            let changed = *cur != new;
+            *cur = new;
+            changed
+        });
+    }
+}
+
+impl Follower for Publisher {
+    fn event(&mut self, ev: &Event) {
+        skipped(self.routes.apply(ev).err());
+    }
+
+    fn settled(&mut self) {
+        self.publish();
+    }
+
+    fn relisted(&mut self, list: &[(String, Versioned)]) {
+        skipped(self.routes.reset(list));
+        self.publish();
     }
 }
 

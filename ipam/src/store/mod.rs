@@ -17,6 +17,7 @@
 
 pub mod embedded;
 pub mod etcd;
+pub mod follow;
 pub mod memory;
 
 use async_trait::async_trait;
