@@ -39,6 +39,10 @@
 //! - `export`: on the loaded table, `run_export_pass` then `take_updates` for the listening RR
 //!   client (4,096 prefixes a call, as the router task does) until it has nothing left; its
 //!   figure is per prefix sent.
+//! - `anchor`: the same-run anchor for `load`, on an empty `BTreeMap`: the same UPDATEs in
+//!   the same order, one shared copy of each UPDATE's attributes and a path pushed per prefix,
+//!   nothing else. `load` is reported as a multiple of its time, which machine load changes
+//!   far less than the absolute rate.
 //!
 //! Memory: the live heap after the load minus before it (the UPDATEs are built before and
 //! still alive after, so they cancel out), divided by the number of paths. `B/path` is the
@@ -50,10 +54,11 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipnet::Ipv4Net;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tortie_bgp::rib::{PeerId, Rib, RibConfig, RibPeer, SessionInfo};
 use tortie_bgp::wire::{AsPath, Attributes, Community, Ctx, Family, Nlri, Origin, Update};
@@ -357,6 +362,29 @@ fn apply_all(rib: &mut Rib, ids: &[PeerId], updates: &[Vec<Update>]) {
     }
 }
 
+/// The anchor's table: prefix to its paths (peer, shared attributes).
+type AnchorTable = BTreeMap<Ipv4Net, Vec<(usize, Arc<Attributes>)>>;
+
+/// The same-run anchor of `load`: the least any RIB does with these UPDATEs, in the same
+/// interleaved order: one shared copy of each UPDATE's attributes and every prefix's path
+/// pushed into a plain `BTreeMap`. No policy, loop checks, decision process or change queues.
+fn anchor_load(table: &mut AnchorTable, updates: &[Vec<Update>]) {
+    let rounds = updates.iter().map(Vec::len).max().unwrap_or(0);
+    for n in 0..rounds {
+        for (i, per_peer) in updates.iter().enumerate() {
+            if let Some(u) = per_peer.get(n) {
+                let attrs = Arc::new(u.attrs.clone());
+                for nlri in &u.nlri {
+                    table
+                        .entry(nlri.prefix)
+                        .or_default()
+                        .push((i, attrs.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// The export pass and every UPDATE for the listener; returns the prefixes announced.
 fn export_all(rib: &mut Rib, listener: PeerId) -> usize {
     rib.run_export_pass();
@@ -508,6 +536,10 @@ fn benches(c: &mut Criterion, inputs: &[Input]) {
         let v = input.variant.name();
         let mut g = c.benchmark_group("rib");
         g.throughput(Throughput::Elements(input.routes() as u64));
+        case(&mut g, "anchor", v, AnchorTable::new, |t| {
+            anchor_load(t, &input.announce);
+            assert_eq!(t.len(), input.prefixes());
+        });
         case(&mut g, "load", v, fresh_rib, |(rib, ids, _)| {
             apply_all(rib, ids, &input.announce)
         });
@@ -616,7 +648,9 @@ fn table(inputs: &[Input]) {
         let v = input.variant.name();
         // Memory is measured with the load.
         let mem = times(&format!("load/{v}")).map(|_| memory(input));
+        let anchor = times(&format!("anchor/{v}")).map(|t| t.0);
         for (op, n) in [
+            ("anchor", input.routes()),
             ("load", input.routes()),
             ("withdraw", input.routes()),
             ("export", input.prefixes()),
@@ -626,11 +660,18 @@ fn table(inputs: &[Input]) {
                 continue;
             };
             let mps = |d: Duration| n as f64 / d.as_secs_f64() / 1e6;
+            let vs_anchor = match anchor {
+                Some(a) if op == "load" => format!(
+                    ", {:.2}x the anchor's time",
+                    median.as_secs_f64() / a.as_secs_f64()
+                ),
+                _ => String::new(),
+            };
             let (mem_cols, verdict) = if let (true, Some(mem)) = (op == "load", &mem) {
                 (
                     format!("{:>8.0} {:>8.0} {:>8.0}", mem.settled, mem.loaded, mem.peak),
                     format!(
-                        "speed {}, memory {} ({} with the queues full)",
+                        "speed {}{vs_anchor}, memory {} ({} with the queues full)",
                         if mps(median) >= 2.0 { "ok" } else { "BELOW" },
                         if mem.settled < 200.0 { "ok" } else { "OVER" },
                         if mem.loaded < 200.0 { "ok" } else { "over" },
@@ -653,6 +694,7 @@ fn table(inputs: &[Input]) {
         }
     }
     println!("routes: per route (load, withdraw) or per prefix sent to the RR client (export).");
+    println!("anchor: the same UPDATEs into a plain BTreeMap of prefix -> paths (same run).");
     println!("M/s: by wall-clock time; cpu M/s: by the CPU time of the thread (median), which");
     println!("other load on the machine barely changes.");
     println!("B/path: heap per path once the dataplane and the client took every change;");
