@@ -165,7 +165,7 @@ pub fn uptime_text(d: Duration) -> String {
     }
 }
 
-fn state_name(s: v1::PeerState) -> &'static str {
+pub(crate) fn state_name(s: v1::PeerState) -> &'static str {
     match s {
         v1::PeerState::Idle => "Idle",
         v1::PeerState::Connect => "Connect",

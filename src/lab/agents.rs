@@ -3,16 +3,18 @@
 //!
 //! Every agent runs the kernel dataplane on the node's `eth0` and shares the lab's embedded
 //! store, so the Calico resources applied once and the blocks the lab's pods are allocated from
-//! reach all of them. Until the agent's gRPC API client lands, the lab follows each agent
-//! through its `--status-file` (the sessions as JSON, rewritten on every change).
+//! reach all of them. The lab follows each agent's sessions through its API (`ListPeers` on
+//! its socket), as an operator's `tortie peers` would; the `--status-file` each agent also
+//! writes is for people reading the lab directory.
 
 use super::process::{self, SpawnError};
 use super::state::{AgentRecord, ProcessRecord};
 use super::topology::NodePlan;
-use serde::Deserialize;
+use crate::api::client;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use tortie_proto::v1;
 
 /// The store directory every agent of the lab shares.
 pub fn data_dir(lab_dir: &Path) -> PathBuf {
@@ -110,12 +112,12 @@ pub fn start(
 }
 
 /// One BGP session as an agent reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
     pub name: String,
     pub address: String,
+    /// The RFC 4271 state name (`unknown` for one this binary does not know).
     pub state: String,
-    #[serde(default)]
     pub last_error: Option<String>,
 }
 
@@ -123,31 +125,40 @@ impl Session {
     pub fn established(&self) -> bool {
         self.state == "Established"
     }
-}
 
-#[derive(Deserialize)]
-struct StatusFile {
-    peers: Vec<Session>,
-}
-
-/// Parses an agent's status file (other fields are ignored: the file is the agent's, and
-/// grows).
-pub fn parse_sessions(text: &str) -> Result<Vec<Session>, String> {
-    serde_json::from_str::<StatusFile>(text)
-        .map(|s| s.peers)
-        .map_err(|e| format!("unexpected status file content: {e}"))
-}
-
-/// The sessions of an agent, or why they are not known yet.
-pub fn sessions(rec: &AgentRecord) -> Result<Vec<Session>, String> {
-    let text = std::fs::read_to_string(&rec.status_file).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            "no status yet".to_string()
-        } else {
-            format!("{}: {e}", rec.status_file.display())
+    /// A peer of a `ListPeers` reply.
+    pub fn from_api(p: v1::Peer) -> Session {
+        let state = v1::PeerState::try_from(p.state).unwrap_or(v1::PeerState::Unspecified);
+        Session {
+            name: p.name,
+            address: p.address,
+            state: crate::status_cmd::state_name(state).to_string(),
+            last_error: p.last_error,
         }
-    })?;
-    parse_sessions(&text).map_err(|e| format!("{}: {e}", rec.status_file.display()))
+    }
+}
+
+/// The sessions of an agent, from its API, or why they are not known (yet).
+pub fn sessions(rec: &AgentRecord) -> Result<Vec<Session>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime for the API client: {e}"))?;
+    rt.block_on(async {
+        let mut api = client::connect(&rec.api_socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = api
+            .list_peers(v1::ListPeersRequest::default())
+            .await
+            .map_err(|s| format!("ListPeers on {}: {}", rec.api_socket.display(), s.message()))?;
+        Ok(reply
+            .into_inner()
+            .peers
+            .into_iter()
+            .map(Session::from_api)
+            .collect())
+    })
 }
 
 #[cfg(test)]
@@ -196,21 +207,33 @@ mod tests {
     }
 
     #[test]
-    fn sessions_are_read_from_the_agents_status_file() {
-        let text = r#"{"node":"node1","peers":[
-            {"name":"node2","kind":"node-to-node mesh","address":"198.18.2.12","port":179,
-             "state":"Established","last_error":null,"routes":[]},
-            {"name":"node3","address":"198.18.1.13","state":"Active","last_error":"connection refused"}]}"#;
-        let s = parse_sessions(text).unwrap();
-        assert_eq!(s.len(), 2);
-        assert!(s[0].established());
-        assert!(!s[1].established());
-        assert_eq!(s[1].last_error.as_deref(), Some("connection refused"));
+    fn a_peer_of_the_api_becomes_a_session_with_its_rfc_state_name() {
+        let s = Session::from_api(v1::Peer {
+            name: "node3".into(),
+            address: "198.18.1.13".into(),
+            state: v1::PeerState::Active as i32,
+            last_error: Some("connection refused".into()),
+            ..Default::default()
+        });
+        assert_eq!(s.state, "Active");
+        assert!(!s.established());
+        assert_eq!(s.last_error.as_deref(), Some("connection refused"));
     }
 
     #[test]
-    fn a_status_file_of_another_shape_is_an_error_not_a_panic() {
-        assert!(parse_sessions("{\"peers\": 3}").is_err());
-        assert!(parse_sessions("").is_err());
+    fn an_established_peer_is_established() {
+        let s = Session::from_api(v1::Peer {
+            state: v1::PeerState::Established as i32,
+            ..Default::default()
+        });
+        assert!(s.established());
+    }
+
+    #[test]
+    fn an_agent_that_does_not_serve_its_socket_gives_a_reason_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("tortie-lab-nosock-{}", std::process::id()));
+        let rec = record(&dir, "node1");
+        let e = sessions(&rec).unwrap_err();
+        assert!(e.contains("no tortie agent is serving"), "{e}");
     }
 }

@@ -289,8 +289,9 @@ mod tests {
     }
 
     #[test]
-    fn an_agent_without_status_is_reported_as_such() {
-        let p = session_problem(&topology(), "node2", &Err("no status yet".into())).unwrap();
-        assert_eq!(p, "node2: no status yet");
+    fn an_agent_whose_api_does_not_answer_is_reported_with_why() {
+        let why = "no tortie agent is serving /run/tortie-lab/tlab/node2/api.sock";
+        let p = session_problem(&topology(), "node2", &Err(why.into())).unwrap();
+        assert_eq!(p, format!("node2: {why}"));
     }
 }
