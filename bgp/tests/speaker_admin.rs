@@ -282,3 +282,22 @@ async fn a_disabled_peer_answers_connection_attempts_with_administrative_shutdow
     a.shutdown(None).await.unwrap();
     b.shutdown(None).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_table_counted_in_slices_reports_every_advertised_prefix_once_the_walk_is_done() {
+    let (a, _b, _a_ip, b_ip) = pair(71, 72).await;
+    // 60,000 host routes (198.18.64.0 on, inside 198.18.0.0/15) for one peer: more export
+    // evaluations than one slice of the router's count, so status queries read the last
+    // finished walk while the next one runs.
+    let first = u32::from(Ipv4Addr::new(198, 18, 64, 0));
+    let many: Vec<IpNet> = (0..60_000u32)
+        .map(|i| IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(first + i), 32).unwrap()))
+        .collect();
+    a.originate(many).await.unwrap();
+    let n = wait_for("all 60,000 prefixes counted as advertised", async || {
+        let n = status(&a, b_ip).await.advertised;
+        (n == 60_000).then_some(n)
+    })
+    .await;
+    assert_eq!(n, 60_000);
+}

@@ -182,28 +182,24 @@ impl Rib {
         })
     }
 
-    /// What `dst` is sent for a prefix now: the best path, or with ADD-PATH every path of the
-    /// multipath group (RFC 7911), so that the peer can build the same ECMP group.
+    /// [`Rib::export_dest`] looking the prefix up (tests compare UPDATEs heard with it).
+    #[cfg(test)]
     pub(crate) fn export_prefix(
         &self,
         prefix: IpNet,
         dst_id: u32,
     ) -> smallvec::SmallVec<[OutRoute; 1]> {
-        self.export_prefix_memo(prefix, dst_id, &mut ExportMemo::default())
+        let dest = match prefix {
+            IpNet::V4(n) => self.tables.v4.get(&super::path::V4Key::new(n)),
+            IpNet::V6(n) => self.tables.v6.get(&super::path::V6Key::new(n)),
+        };
+        self.export_dest(prefix, dest, dst_id, &mut ExportMemo::default())
     }
 
-    /// [`Rib::export_prefix`], reusing what `memo` holds for `dst_id` (one memo per
-    /// destination).
-    pub(crate) fn export_prefix_memo(
-        &self,
-        prefix: IpNet,
-        dst_id: u32,
-        memo: &mut ExportMemo,
-    ) -> smallvec::SmallVec<[OutRoute; 1]> {
-        self.export_dest(prefix, self.dest(prefix), dst_id, memo)
-    }
-
-    /// [`Rib::export_prefix_memo`] for a prefix whose table entry (`dest`) the caller found.
+    /// What `dst` is sent for a prefix now: the best path, or with ADD-PATH every path of the
+    /// multipath group (RFC 7911), so that the peer can build the same ECMP group. `dest` is
+    /// the prefix's table entry, found by the caller; `memo` holds what was worked out for
+    /// `dst_id` before (one memo per destination).
     pub(crate) fn export_dest(
         &self,
         prefix: IpNet,

@@ -23,6 +23,7 @@
 //! receivers ignore).
 
 mod adj_rib_out;
+mod advertised;
 mod best_path;
 mod changes;
 #[cfg(test)]
@@ -35,6 +36,7 @@ mod policy_glue;
 mod tables;
 mod views;
 
+pub use advertised::AdvertisedWalk;
 pub use best_path::PeerFacts;
 pub use changes::{FibRoute, RouteChange};
 pub use import::ImportError;
@@ -549,13 +551,6 @@ impl Rib {
             decider.decide(dest);
             // The paths are the same: no entry becomes empty.
             queues.settle(key, dest, &before, was_empty);
-        }
-    }
-
-    fn dest(&self, net: IpNet) -> Option<&Dest> {
-        match net {
-            IpNet::V4(n) => self.tables.v4.get(&V4Key::new(n)),
-            IpNet::V6(n) => self.tables.v6.get(&V6Key::new(n)),
         }
     }
 }

@@ -39,18 +39,6 @@ impl Rib {
         )
     }
 
-    /// How many prefixes the peer is being sent now (computed from the Loc-RIB: O(table)).
-    pub fn advertised_count(&self, id: PeerId) -> usize {
-        let mut n = 0;
-        for k in self.tables.v4.keys() {
-            n += usize::from(!self.export_prefix(k.to_net(), id).is_empty());
-        }
-        for k in self.tables.v6.keys() {
-            n += usize::from(!self.export_prefix(k.to_net(), id).is_empty());
-        }
-        n
-    }
-
     /// The paths a peer announced (its Adj-RIB-In after import policy).
     pub fn routes_from(&self, id: PeerId) -> Vec<(IpNet, Path)> {
         let mut out = Vec::new();

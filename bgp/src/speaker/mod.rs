@@ -275,6 +275,7 @@ impl Speaker {
             pending_eor: Vec::new(),
             originated: Default::default(),
             best_routes: best_routes.clone(),
+            advertised: Default::default(),
         };
         let task = tokio::spawn(router.run(cmd_rx, peer_rx, internal_rx));
         Ok((

@@ -7,7 +7,7 @@ use super::{
     Command, PeerEvent, PeerEventKind, PeerSpec, PeerStatus, ReceivedRoute, RibSizes, SpeakerEvent,
 };
 use crate::fsm::{Down, State, Stop};
-use crate::rib::{ImportError, PeerId, Rib, RibPeer, RouteChange, SessionInfo};
+use crate::rib::{AdvertisedWalk, ImportError, PeerId, Rib, RibPeer, RouteChange, SessionInfo};
 use crate::transport::Listener;
 use crate::wire::{RouteRefreshSubtype, Update};
 use ipnet::IpNet;
@@ -24,6 +24,9 @@ use tracing::{info, warn};
 const BATCH_PREFIXES: usize = 4096;
 /// Changes per batch handed to the dataplane.
 const FIB_BATCH: usize = 8192;
+/// Export evaluations (prefixes times peers) one slice of the advertised-prefix count may
+/// take on the router task, and the most a status query computes on the spot.
+const ADVERTISED_BUDGET: usize = 50_000;
 /// The shutdown communication (RFC 9003) a peer disabled through the API is sent.
 const DISABLED_MESSAGE: &str = "disabled by an operator";
 
@@ -65,6 +68,17 @@ pub(super) struct Router {
     pub originated: HashSet<IpNet>,
     /// Best-route changes for watchers ([`super::Speaker::subscribe_best_routes`]).
     pub best_routes: broadcast::Sender<Arc<[RouteChange]>>,
+    pub advertised: Advertised,
+}
+
+/// Prefixes advertised per peer for status queries: the last finished count, the walk
+/// refreshing it a slice at a time ([`AdvertisedWalk`]), and whether routing changed since
+/// the last walk began.
+#[derive(Default)]
+pub(super) struct Advertised {
+    counts: HashMap<PeerId, usize>,
+    walk: Option<AdvertisedWalk>,
+    changed: bool,
 }
 
 /// Copies a batch of the change stream to the watchers, if there are any: with none, the
@@ -111,11 +125,51 @@ impl Router {
                     while let Ok(ev) = from_peers.try_recv() {
                         self.peer_event(ev).await;
                     }
+                    self.advertised.changed = true;
                 }
-                Some(i) = internal.recv() => self.internal(i),
-                _ = tick.tick() => {}
+                Some(i) = internal.recv() => {
+                    self.internal(i);
+                    self.advertised.changed = true;
+                }
+                // The advertised-prefix walk moves on the clock only, so that a burst of
+                // UPDATEs is never slowed by more than one slice per tick.
+                _ = tick.tick() => self.step_advertised(),
             }
             self.pump();
+        }
+    }
+
+    /// Brings the advertised counts up to date for a status query: at once when a whole
+    /// count fits in [`ADVERTISED_BUDGET`] (a node's table), else by starting a walk that
+    /// [`Router::pump`] advances a slice at a time while the query reads the last count.
+    fn refresh_advertised(&mut self) {
+        if !self.advertised.changed || self.advertised.walk.is_some() {
+            return;
+        }
+        self.advertised.changed = false;
+        let up: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|e| e.state == State::Established)
+            .map(|e| e.id)
+            .collect();
+        let mut walk = AdvertisedWalk::new(up);
+        if walk.cost(&self.rib) <= ADVERTISED_BUDGET {
+            self.rib.advertised_step(&mut walk, usize::MAX);
+            self.advertised.counts = walk.counts().collect();
+        } else {
+            self.advertised.walk = Some(walk);
+        }
+    }
+
+    /// One slice of a running advertised-prefix walk.
+    fn step_advertised(&mut self) {
+        let Some(walk) = &mut self.advertised.walk else {
+            return;
+        };
+        if self.rib.advertised_step(walk, ADVERTISED_BUDGET) {
+            self.advertised.counts = walk.counts().collect();
+            self.advertised.walk = None;
         }
     }
 
@@ -197,7 +251,7 @@ impl Router {
                 as usize,
             accepted: self.rib.peer_path_count(e.id) as usize,
             advertised: if e.state == State::Established {
-                self.rib.advertised_count(e.id)
+                self.advertised.counts.get(&e.id).copied().unwrap_or(0)
             } else {
                 0
             },
@@ -240,6 +294,12 @@ impl Router {
     }
 
     async fn command(&mut self, c: Command) {
+        if !matches!(
+            c,
+            Command::Peers(_) | Command::AdjRibIn(..) | Command::Routes(..) | Command::RibSizes(_)
+        ) {
+            self.advertised.changed = true;
+        }
         match c {
             Command::AddPeer(spec, reply) => {
                 let _ = reply.send(self.add_peer(spec).await);
@@ -280,6 +340,7 @@ impl Router {
                 let _ = reply.send(self.rib_sizes());
             }
             Command::Peers(reply) => {
+                self.refresh_advertised();
                 let list = self.peers.values().map(|e| self.status(e)).collect();
                 let _ = reply.send(list);
             }
