@@ -117,11 +117,17 @@ pub fn base_yaml(nodes: &[(String, IpAddr)], pool: &str, encap: &str, mesh: bool
          apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: pool-1}}\nspec: {{cidr: {pool}, blockSize: 26, {encap}}}\n"
     );
     for (name, addr) in nodes {
-        y.push_str(&format!(
-            "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{bgp: {{ipv4Address: {addr}/24}}}}\n"
-        ));
+        y.push_str("---\n");
+        y.push_str(&node_yaml(name, *addr));
     }
     y
+}
+
+/// The YAML of one Node resource with its address in a /24.
+pub fn node_yaml(name: &str, addr: IpAddr) -> String {
+    format!(
+        "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {name}}}\nspec: {{bgp: {{ipv4Address: {addr}/24}}}}\n"
+    )
 }
 
 impl Cluster {
@@ -239,8 +245,18 @@ impl Cluster {
 
     /// Starts (or starts again) the agent of `name` with the kernel dataplane.
     pub fn start_agent(&mut self, name: &str) {
+        self.start_agent_with(name, &[]);
+    }
+
+    /// The API socket of a node's agent.
+    pub fn api_socket(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("api-{name}/tortie.sock"))
+    }
+
+    /// [`Cluster::start_agent`] with `extra` flags after the usual ones.
+    pub fn start_agent_with(&mut self, name: &str, extra: &[&str]) {
         let state = self.dir.join(format!("state-{name}"));
-        let socket = self.dir.join(format!("api-{name}/tortie.sock"));
+        let socket = self.api_socket(name);
         let mut args: Vec<String> = vec![
             BIN.into(),
             "agent".into(),
@@ -262,6 +278,7 @@ impl Cluster {
             socket.display().to_string(),
         ];
         args.extend(self.store.args());
+        args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let log_name = format!("agent-{name}");
         let node = self.node_mut(name);
@@ -288,6 +305,35 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(20));
         }
         node.ns.stop(pid);
+    }
+
+    /// SIGTERMs a node's agent and waits until it has exited by itself (a graceful stop, not
+    /// the SIGKILL that follows a grace period).
+    #[track_caller]
+    pub fn stop_agent(&mut self, name: &str) {
+        let pid = self.node(name).agent.expect("the agent runs");
+        self.node(name)
+            .ns
+            .signal(pid, libc::SIGTERM)
+            .expect("SIGTERM the agent");
+        wait_for(
+            &format!("{name}'s agent to exit after SIGTERM"),
+            Duration::from_secs(15),
+            || (!crate::support::process::pid_alive(pid)).then_some(()),
+            || self.log_tail(name),
+        );
+        let node = self.node_mut(name);
+        node.agent = None;
+        node.ns.stop(pid);
+    }
+
+    /// `tortie peers --json` from a node's agent.
+    #[track_caller]
+    pub fn peers_json(&self, name: &str) -> serde_json::Value {
+        let out = sh(Command::new(BIN)
+            .args(["peers", "--json", "--api-socket"])
+            .arg(self.api_socket(name)));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("peers JSON: {e}\n{out}"))
     }
 
     /// Allocates a pod's address on `node` from `pools` and wires the pod as Calico's CNI does:
@@ -514,6 +560,23 @@ impl Cluster {
         let text = String::from_utf8_lossy(&out.stdout);
         parse_ping(&text).unwrap_or_else(|| panic!("unexpected ping output: {text}"))
     }
+}
+
+/// `count` echoes `interval` seconds apart from a pod, in a thread; joining it gives ping's
+/// output (`-O` reports each missed answer, `-D` stamps each line).
+pub fn ping_flood(
+    from: &Pod,
+    to: IpAddr,
+    count: u32,
+    interval: &str,
+) -> std::thread::JoinHandle<String> {
+    let mut cmd = from.ns.command("ping");
+    cmd.args(["-n", "-D", "-O", "-c", &count.to_string(), "-i", interval])
+        .args(["-W", "2", &to.to_string()]);
+    std::thread::spawn(move || {
+        let out = cmd.output().expect("run ping");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
 }
 
 /// Moves the calling thread into the named network namespace.

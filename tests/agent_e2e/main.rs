@@ -8,6 +8,7 @@ mod support;
 
 mod cluster;
 mod etcd;
+mod lifecycle;
 
 use cluster::{BIN, Cluster, base_yaml, sh, wait_for};
 use std::process::Command;
