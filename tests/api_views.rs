@@ -121,6 +121,7 @@ impl Lab {
                     .as_str()
                     .and_then(|a| a.parse().ok())
                     .unwrap_or_else(|| panic!("node address in {n}")),
+                namespace: n["namespace"].as_str().unwrap_or_default().to_string(),
             })
             .collect()
     }
@@ -165,6 +166,7 @@ impl Drop for Lab {
 struct LabNode {
     name: String,
     address: IpAddr,
+    namespace: String,
 }
 
 /// The lab's subnets are /24s: nodes of one route directly, across them over VXLAN.
@@ -190,12 +192,68 @@ fn peer_of(view: &Value, address: IpAddr) -> Result<&Value, String> {
         .ok_or_else(|| format!("no peer {address} in {view}"))
 }
 
+/// The protocol number of the kernel's route to `prefix` in namespace `ns`.
+fn kernel_protocol(ns: &str, prefix: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-N", "-j", "-n", ns, "route", "show", prefix])
+        .output()
+        .unwrap_or_else(|e| panic!("ip route show {prefix}: {e}"));
+    assert!(
+        out.status.success(),
+        "ip route show {prefix}:\n{}",
+        text(&out)
+    );
+    let routes: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ip -j route: {e}\n{}", text(&out)));
+    routes[0]["protocol"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no route {prefix} in {ns}: {routes}"))
+        .to_string()
+}
+
 /// A route row of `tortie routes --json` by prefix.
 fn route_of<'a>(view: &'a Value, prefix: &str) -> Result<&'a Value, String> {
     view["routes"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["prefix"] == prefix))
         .ok_or_else(|| format!("no route {prefix} in {view:#}"))
+}
+
+/// The counters of the session with `peer` in `tortie peers PEER --json` on `socket`.
+fn counters(socket: &Path, peer: IpAddr) -> Result<Value, String> {
+    let v = view_json(socket, &["peers", &peer.to_string()])?;
+    let c = peer_of(&v, peer)?["counters"].clone();
+    if c.is_object() {
+        Ok(c)
+    } else {
+        Err(format!("no counters for {peer}: {v:#}"))
+    }
+}
+
+fn counter(c: &Value, name: &str) -> Result<u64, String> {
+    c[name]
+        .as_u64()
+        .ok_or_else(|| format!("no counter {name:?} in {c}"))
+}
+
+/// A counter of the session with `peer` once it holds still for a second: nothing is being
+/// sent then, so what it gains afterwards is the doing of what the test does next.
+fn settled(socket: &Path, peer: IpAddr, name: &str) -> u64 {
+    wait_for(
+        &format!("{name} toward {peer} to settle"),
+        SESSION_TIMEOUT,
+        POLL,
+        || {
+            let before = counter(&counters(socket, peer)?, name)?;
+            std::thread::sleep(Duration::from_secs(1));
+            let after = counter(&counters(socket, peer)?, name)?;
+            if before == after {
+                Ok(after)
+            } else {
+                Err(format!("{name} went from {before} to {after}"))
+            }
+        },
+    )
 }
 
 #[test]
@@ -293,7 +351,65 @@ fn every_view_prints_json_that_parses_with_its_documented_fields() {
 }
 
 #[test]
-fn routes_show_each_remote_block_in_rib_and_fib_with_its_encapsulation() {
+fn a_refresh_makes_the_peer_send_its_routes_again() {
+    need_root!();
+    let _one = lock();
+    let lab = Lab::up("rf", 2);
+    let (n1, n2) = (lab.node("node1"), lab.node("node2"));
+    let (s1, s2) = (lab.socket("node1"), lab.socket("node2"));
+    let blocks_of_node2 = lab
+        .pods()
+        .into_iter()
+        .filter(|(n, ..)| n == "node2")
+        .map(|(_, _, block)| block)
+        .collect::<BTreeSet<String>>()
+        .len() as u64;
+    assert!(
+        blocks_of_node2 > 0,
+        "no pod block on node2: {:#}",
+        lab.status
+    );
+    let sent_before = settled(&s2, n1.address, "prefixesOut");
+    let received_before = settled(&s1, n2.address, "prefixesIn");
+
+    let reply = view_json(&s1, &["peer", "refresh", "node2"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply["address"], n2.address.to_string().as_str(), "{reply}");
+    assert_eq!(
+        reply["families"],
+        serde_json::json!(["ipv4-unicast"]),
+        "{reply}"
+    );
+
+    // The ROUTE-REFRESH reached node2: it sent node1 its blocks again, and node1 got them.
+    wait_for(
+        "node2 to send node1 its blocks again",
+        SESSION_TIMEOUT,
+        POLL,
+        || {
+            let sent = counter(&counters(&s2, n1.address)?, "prefixesOut")?;
+            if sent >= sent_before + blocks_of_node2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "prefixesOut {sent}, {sent_before} before the refresh"
+                ))
+            }
+        },
+    );
+    wait_for("node1 to receive them", SESSION_TIMEOUT, POLL, || {
+        let received = counter(&counters(&s1, n2.address)?, "prefixesIn")?;
+        if received >= received_before + blocks_of_node2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "prefixesIn {received}, {received_before} before the refresh"
+            ))
+        }
+    });
+}
+
+#[test]
+fn routes_show_each_block_in_rib_and_fib_with_its_encapsulation_and_kernel_protocol() {
     need_root!();
     let _one = lock();
     let lab = Lab::up("rt", 3);
@@ -321,6 +437,11 @@ fn routes_show_each_remote_block_in_rib_and_fib_with_its_encapsulation() {
     for (node, _, block) in lab.pods() {
         let r = route_of(&v, &block).unwrap_or_else(|e| panic!("{e}"));
         assert!(r["difference"].is_null(), "{r:#}");
+        assert_eq!(
+            r["fib"]["protocol"].as_u64().map(|p| p.to_string()),
+            Some(kernel_protocol(&me.namespace, &block)),
+            "{block}: {r:#}"
+        );
         if node == me.name {
             assert_eq!(
                 (&r["rib"]["local"], &r["fib"]["blackhole"]),

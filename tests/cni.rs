@@ -1,6 +1,6 @@
-//! `tortie-cni` end to end: the real binary, linked as `tortie-cni` in a temp dir and run with
-//! the CNI environment inside a node's network namespace (`ip netns exec`), as a runtime runs
-//! it; pods are real namespaces; the datastore is a real embedded store (or a real etcd), with
+//! `tortie-cni` end to end: the real binary, linked as `tortie-cni` (or as `tortie`, for
+//! `type: tortie`) in a temp dir and run with the CNI environment inside a node's network
+//! namespace (`ip netns exec`), as a runtime runs it; pods are real namespaces; the datastore is a real embedded store (or a real etcd), with
 //! the pools loaded by the real `tortie apply`.
 //!
 //! Traffic tests use a `tortie lab` cluster (agents, BGP, VXLAN across subnets) with no pods
@@ -316,6 +316,68 @@ fn version_lists_the_supported_versions() {
 }
 
 #[test]
+fn version_through_the_plain_binary_with_no_arguments_answers_as_the_plugin() {
+    let out = Command::new(EXE)
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not the plugin's JSON ({e}):\n{}", text(&out)));
+    assert_eq!(v["supportedVersions"], json!(["1.0.0", "1.1.0"]));
+}
+
+#[test]
+fn the_plain_binary_with_no_arguments_and_no_cni_command_is_the_cli() {
+    let out = Command::new(EXE)
+        .env_remove("CNI_COMMAND")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Usage: tortie"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_plain_binary_with_arguments_is_the_cli_even_with_cni_command_set() {
+    let out = Command::new(EXE)
+        .arg("--version")
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.starts_with("tortie ") && !printed.contains("supportedVersions"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn add_through_a_cni_path_entry_named_tortie_with_type_tortie_wires_the_pod() {
+    need_root!();
+    let mut s = Standalone::new("plain", "198.19.30.0/24", 26);
+    s.node.plugin = PLAIN;
+    s.node.conf["type"] = json!("tortie");
+    let pod = s.pod(1);
+    let r = s.node.add("c1", &pod).expect_ok();
+    let addr = r.address();
+    assert!(addr.starts_with("198.19.30."), "{addr}");
+    let routes = ip(&["-n", &pod, "route", "show", "default"]).unwrap();
+    assert!(routes.contains("via 169.254.1.1 dev eth0"), "{routes}");
+    assert_eq!(s.node.links().len(), 1, "{:?}", s.node.links());
+    assert!(s.allocated_handles().contains(&handle("c1")));
+}
+
+#[test]
 fn status_succeeds_when_a_pool_is_usable() {
     need_root!();
     let s = Standalone::new("status", "198.19.19.0/24", 26);
@@ -376,6 +438,7 @@ fn add_and_del_work_against_etcd() {
             "ipamLockFile": tmp.0.join("ipam.lock"),
             "datastore": {"etcdEndpoints": [endpoint]},
         }),
+        plugin: PLUGIN,
     };
     let addr = node.add("c1", &pod).expect_ok().address();
     assert!(addr.starts_with("198.19.21."), "{addr}");

@@ -91,3 +91,75 @@ pub async fn connect(socket: &Path) -> Result<TortieClient<Channel>, ClientError
     // larger reply from an agent that pages differently.
     Ok(TortieClient::new(channel).max_decoding_message_size(MAX_REPLY))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The tests run as root, for whom a 0600 socket never refuses a connection: the
+    //! permission case is only reached here, from the errors connect(2) returns.
+    use super::*;
+
+    fn sock() -> PathBuf {
+        PathBuf::from("/run/tortie/tortie.sock")
+    }
+
+    #[test]
+    fn a_missing_socket_file_is_no_agent_serving() {
+        let e = classify(&sock(), &std::io::Error::from(ErrorKind::NotFound));
+        assert!(
+            matches!(&e, ClientError::NotServing(p) if *p == sock()),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_is_no_agent_serving() {
+        let e = classify(&sock(), &std::io::Error::from(ErrorKind::ConnectionRefused));
+        assert!(
+            matches!(&e, ClientError::NotServing(p) if *p == sock()),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("is it running?"), "{e}");
+    }
+
+    #[test]
+    fn eacces_on_a_root_only_socket_says_run_as_root() {
+        let e = classify(&sock(), &std::io::Error::from_raw_os_error(libc::EACCES));
+        assert!(
+            matches!(&e, ClientError::PermissionDenied(p) if *p == sock()),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "permission denied on /run/tortie/tortie.sock (run as root)"
+        );
+    }
+
+    #[test]
+    fn any_other_error_is_a_connect_error_with_its_reason() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+        let e = classify(&sock(), &io);
+        match &e {
+            ClientError::Connect { path, reason } => {
+                assert_eq!(*path, sock());
+                assert_eq!(*reason, io.to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn connecting_to_a_socket_file_nobody_listens_on_is_no_agent_serving() {
+        let dir = std::env::temp_dir().join(format!("tortie-client-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("api.sock");
+        // A listener that is gone leaves its file behind, as a crashed agent does.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let e = connect(&path).await.err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            matches!(&e, Some(ClientError::NotServing(p)) if *p == path),
+            "{e:?}"
+        );
+    }
+}

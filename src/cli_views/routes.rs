@@ -7,14 +7,16 @@
 //!
 //! `--json` prints `{"node", "rib": {"ipv4Prefixes", "ipv6Prefixes", "paths"}, "dataplane",
 //! "programmed", "routes": [ROUTE], "differences"}` where ROUTE is `{"prefix", "rib": null |
-//! {"local", "bestNextHops", "paths": [PATH]}, "fib": null | {"blackhole", "nextHops":
-//! [{"gateway", "device", "encap", "onlink"}]}, "difference": null | "only-in-rib" |
+//! {"local", "bestNextHops", "paths": [PATH]}, "fib": null | {"blackhole", "protocol",
+//! "nextHops": [{"gateway", "device", "encap", "onlink"}]}, "difference": null | "only-in-rib" |
 //! "only-in-fib" | "next-hops-differ"}` and PATH is `{"from", "fromName", "local", "best",
 //! "multipath", "stale", "pathId", "nextHop", "origin", "asPath", "med", "localPref",
 //! "communities", "largeCommunities", "extendedCommunities", "originatorId", "clusterList"}`
 //! (`from`, `nextHop`, `med`, `localPref`, `originatorId` null when absent; `asPath` as BIRD
-//! prints it, sets in braces). `dataplane` is false for an agent without a kernel dataplane
-//! (then every `fib` is null); `differences` counts them all.
+//! prints it, sets in braces). `protocol` is the kernel route protocol (`rtm_protocol`) felix
+//! wrote the route with, what `ip route show proto N` selects it by (null from an agent that
+//! does not report it). `dataplane` is false for an agent without a kernel dataplane (then
+//! every `fib` is null); `differences` counts them all.
 
 use super::{ApiArgs, call_error, enum_or, json_text};
 use crate::status_cmd::{StatusError, printable, table};
@@ -81,6 +83,9 @@ pub struct FibHopJson {
 #[serde(rename_all = "camelCase")]
 pub struct FibJson {
     pub blackhole: bool,
+    /// The kernel route protocol; the API gives one for the whole FIB (felix writes every
+    /// route with its own), repeated here so that each route says how to find it in the kernel.
+    pub protocol: Option<u32>,
     pub next_hops: Vec<FibHopJson>,
 }
 
@@ -191,9 +196,12 @@ fn encap(e: i32) -> &'static str {
     }
 }
 
-pub fn fib_json(f: v1::FibRoute) -> FibJson {
+/// A FIB route as shown; `protocol` as the API reports it, 0 (`RTPROT_UNSPEC`, which no
+/// route of felix has) meaning an agent that does not report it.
+pub fn fib_json(f: v1::FibRoute, protocol: u32) -> FibJson {
     FibJson {
         blackhole: f.blackhole,
+        protocol: (protocol != 0).then_some(protocol),
         next_hops: f
             .next_hops
             .into_iter()
@@ -222,6 +230,7 @@ fn difference(kind: i32) -> &'static str {
 pub fn merge(
     rib: Vec<v1::Route>,
     fib: Vec<v1::FibRoute>,
+    fib_protocol: u32,
     differences: &[v1::FibDifference],
 ) -> Vec<RouteRow> {
     let mut rows: BTreeMap<ipnet::IpNet, RouteRow> = BTreeMap::new();
@@ -246,7 +255,7 @@ pub fn merge(
     for f in fib {
         let key = slot(&f.prefix);
         let prefix = printable(&f.prefix);
-        let fib = Some(fib_json(f));
+        let fib = Some(fib_json(f, fib_protocol));
         match key.and_then(|k| rows.get_mut(&k)) {
             Some(row) => row.fib = fib,
             None => {
@@ -444,7 +453,7 @@ async fn fetch(
             None => break reply,
         }
     };
-    let routes = merge(rib, fib, &last_page.differences);
+    let routes = merge(rib, fib, last_page.protocol, &last_page.differences);
     Ok(RoutesJson {
         node: printable(&node),
         rib: sizes.map(|s| RibSizesJson {
@@ -515,6 +524,39 @@ mod tests {
         }
     }
 
+    /// Felix's route protocol, as an agent reports it.
+    const RTPROT_TORTIE: u32 = 116;
+
+    #[test]
+    fn each_fib_route_in_json_carries_the_kernel_route_protocol() {
+        let rows = merge(
+            vec![rib("198.19.0.0/26", vec![path(None, None, true)])],
+            vec![
+                fib("198.19.0.0/26", None),
+                fib("198.19.0.64/26", Some("198.18.2.3")),
+            ],
+            RTPROT_TORTIE,
+            &[],
+        );
+        let v = serde_json::to_value(&rows).unwrap();
+        assert_eq!(v[0]["fib"]["protocol"], 116, "{v:#}");
+        assert_eq!(v[1]["fib"]["protocol"], 116, "{v:#}");
+        assert_eq!(v[1]["fib"]["nextHops"][0]["gateway"], "198.18.2.3", "{v:#}");
+    }
+
+    #[test]
+    fn a_protocol_the_agent_does_not_report_is_null() {
+        let rows = merge(
+            vec![],
+            vec![fib("198.19.0.64/26", Some("198.18.2.3"))],
+            0,
+            &[],
+        );
+        let v = serde_json::to_value(&rows).unwrap();
+        assert!(v[0]["fib"]["protocol"].is_null(), "{v:#}");
+        assert!(v[0]["fib"].get("protocol").is_some(), "{v:#}");
+    }
+
     #[test]
     fn as_paths_read_as_bird_prints_them() {
         let segs = vec![
@@ -545,6 +587,7 @@ mod tests {
                 fib("198.19.0.64/26", Some("198.18.2.3")),
                 fib("198.19.1.0/26", Some("198.18.2.9")),
             ],
+            RTPROT_TORTIE,
             &[v1::FibDifference {
                 prefix: "198.19.1.0/26".into(),
                 kind: v1::FibDifferenceKind::OnlyInFib as i32,
@@ -594,6 +637,7 @@ mod tests {
                     vec![path(Some("198.18.2.3"), Some("198.18.2.3"), true)],
                 )],
                 vec![],
+                RTPROT_TORTIE,
                 &[v1::FibDifference {
                     prefix: "198.19.0.64/26".into(),
                     kind: v1::FibDifferenceKind::OnlyInRib as i32,

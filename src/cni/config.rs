@@ -14,8 +14,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The plugin's `type`: the executable name the runtime looks up in `CNI_PATH`.
-pub const PLUGIN_TYPE: &str = "tortie-cni";
+/// The plugin's `type`s: the executable names the runtime looks up in `CNI_PATH`, the binary
+/// itself (`tortie`) or its plugin name (`tortie-cni`); both run the plugin (see
+/// [`super::invoked_as_plugin`]).
+pub const PLUGIN_TYPES: [&str; 2] = ["tortie", "tortie-cni"];
 /// `ipam.type` when given: tortie's own IPAM (the plugin never delegates to another one).
 pub const IPAM_TYPE: &str = "tortie";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/tortie/data";
@@ -237,12 +239,12 @@ impl NetConf {
 impl Raw {
     fn validate(self, mut ignored_keys: Vec<String>) -> Result<NetConf, CniError> {
         check_network_name(&self.name)?;
-        if self.type_ != PLUGIN_TYPE {
+        if !PLUGIN_TYPES.contains(&self.type_.as_str()) {
             return Err(CniError::new(
                 Code::UnsupportedField,
                 format!(
-                    "type {:?}: this plugin is {PLUGIN_TYPE:?} (the file name runtimes execute from CNI_PATH)",
-                    self.type_
+                    "type {:?}: this plugin is {:?} or {:?} (the file name runtimes execute from CNI_PATH)",
+                    self.type_, PLUGIN_TYPES[0], PLUGIN_TYPES[1]
                 ),
             ));
         }
@@ -581,10 +583,21 @@ mod tests {
     }
 
     #[test]
-    fn another_plugin_type_is_an_unsupported_field() {
+    fn another_plugin_type_is_an_unsupported_field_naming_both_of_ours() {
         let e = conf(serde_json::json!({"type": "calico"})).unwrap_err();
         assert_eq!(e.code, Code::UnsupportedField);
-        assert!(e.details.contains("calico"));
+        assert!(e.details.contains("calico"), "{}", e.details);
+        assert!(
+            e.details.contains("\"tortie\" or \"tortie-cni\""),
+            "{}",
+            e.details
+        );
+    }
+
+    #[test]
+    fn the_binarys_own_name_is_a_plugin_type_too() {
+        assert!(conf(serde_json::json!({"type": "tortie"})).is_ok());
+        assert!(conf(serde_json::json!({"type": "tortie-cni"})).is_ok());
     }
 
     #[test]

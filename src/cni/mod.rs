@@ -1,6 +1,7 @@
 //! `tortie-cni`: the CNI 1.0/1.1 plugin, run by a container runtime (the `tortie` binary
-//! invoked under the name `tortie-cni`) to give pods their addresses from tortie's IPAM and
-//! wire them to the node as Calico's CNI plugin does.
+//! invoked under the name `tortie-cni`, or as plain `tortie` for a network configuration of
+//! `type: tortie`) to give pods their addresses from tortie's IPAM and wire them to the node
+//! as Calico's CNI plugin does.
 //!
 //! The runtime passes the command and the container in `CNI_*` variables and the network
 //! configuration on stdin, and reads one JSON object from stdout: the result, or an error
@@ -30,19 +31,28 @@ use result::{CniError, Code, LATEST_VERSION};
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 
-/// The file name that makes the `tortie` binary run as the plugin.
+/// The file name that makes the `tortie` binary run as the plugin whatever else it is given.
 pub const PLUGIN_NAME: &str = "tortie-cni";
 
-/// Whether the process was started as the plugin (`argv[0]`'s file name is `tortie-cni`).
+/// Whether the process was started as the plugin: by the name `tortie-cni`, or (a network
+/// configuration of `type: tortie`) under any name with no arguments and `CNI_COMMAND` set.
 pub fn invoked_as_plugin() -> bool {
-    std::env::args_os()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|n| n == PLUGIN_NAME)
-        })
-        .unwrap_or(false)
+    let mut args = std::env::args_os();
+    let argv0 = args.next();
+    let has_arguments = args.next().is_some();
+    let cni_command = std::env::var_os("CNI_COMMAND").is_some_and(|c| !c.is_empty());
+    plugin_mode(argv0.as_deref(), has_arguments, cni_command)
+}
+
+/// A runtime executes `$CNI_PATH/<type>` with no arguments and the command in `CNI_COMMAND`,
+/// so `type: tortie` runs this binary under its own name. That cannot take over a use of the
+/// CLI: every CLI command has a subcommand, and the CLI with no arguments only prints its
+/// help. An empty `CNI_COMMAND` (a stray export, never a runtime) leaves the CLI alone.
+fn plugin_mode(argv0: Option<&std::ffi::OsStr>, has_arguments: bool, cni_command: bool) -> bool {
+    let named_plugin = argv0
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == PLUGIN_NAME);
+    named_plugin || (!has_arguments && cni_command)
 }
 
 /// Runs the plugin: one command, one JSON object on stdout, exit status 0 or 1.
@@ -159,4 +169,35 @@ fn init_logging(level: Option<&str>) {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_mode;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_name_tortie_cni_is_the_plugin_with_or_without_cni_command() {
+        let argv0 = Some(OsStr::new("/opt/cni/bin/tortie-cni"));
+        assert!(plugin_mode(argv0, false, true));
+        assert!(plugin_mode(argv0, false, false));
+        assert!(plugin_mode(argv0, true, false));
+    }
+
+    #[test]
+    fn any_name_with_no_arguments_and_cni_command_is_the_plugin() {
+        assert!(plugin_mode(
+            Some(OsStr::new("/opt/cni/bin/tortie")),
+            false,
+            true
+        ));
+        assert!(plugin_mode(None, false, true));
+    }
+
+    #[test]
+    fn the_cli_stays_the_cli_with_arguments_or_without_cni_command() {
+        let tortie = Some(OsStr::new("/usr/local/bin/tortie"));
+        assert!(!plugin_mode(tortie, true, true));
+        assert!(!plugin_mode(tortie, false, false));
+    }
 }

@@ -1,5 +1,6 @@
 //! Helpers of `tests/cni.rs`: namespaces and directories with guards, the plugin run as a
-//! runtime runs it (`ip netns exec NODE tortie-cni` with the CNI environment), a node without
+//! runtime runs it (`ip netns exec NODE tortie-cni` with the CNI environment, or `tortie` for
+//! a configuration of `type: tortie`), a node without
 //! agents (a namespace and an embedded store holding one pool), a `tortie lab` of two nodes,
 //! etcd inside a namespace, and ICMP from a pod.
 
@@ -17,6 +18,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const EXE: &str = env!("CARGO_BIN_EXE_tortie");
+
+/// The file names a runtime executes from `CNI_PATH` for `type: tortie-cni` and `type: tortie`.
+pub const PLUGIN: &str = "tortie-cni";
+pub const PLAIN: &str = "tortie";
 
 /// One lab at a time: each runs agents, and the machine is small.
 pub static LABS: Mutex<()> = Mutex::new(());
@@ -99,11 +104,14 @@ impl Drop for TempDir {
     }
 }
 
-/// The binary as `tortie-cni`, in a CNI_PATH directory of its own.
+/// The binary as `tortie-cni` and as `tortie`, in a CNI_PATH directory of its own.
 pub fn plugin_dir(tmp: &Path) -> PathBuf {
     let bin = tmp.join("bin");
     std::fs::create_dir_all(&bin).expect("bin dir");
-    std::os::unix::fs::symlink(EXE, bin.join("tortie-cni")).expect("symlink tortie-cni");
+    for name in [PLUGIN, PLAIN] {
+        std::os::unix::fs::symlink(EXE, bin.join(name))
+            .unwrap_or_else(|e| panic!("symlink {name}: {e}"));
+    }
     bin
 }
 
@@ -176,11 +184,13 @@ impl Run {
     }
 }
 
-/// A node the plugin runs on: its namespace, its datastore, its network configuration.
+/// A node the plugin runs on: its namespace, its datastore, its network configuration, and
+/// the file name in `bin` the plugin is run as ([`PLUGIN`] or [`PLAIN`]).
 pub struct Node {
     pub ns: String,
     pub bin: PathBuf,
     pub conf: Value,
+    pub plugin: &'static str,
 }
 
 impl Node {
@@ -188,7 +198,7 @@ impl Node {
     pub fn run_with(&self, vars: &[(&str, Option<&str>)], stdin: &[u8]) -> Run {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns])
-            .arg(self.bin.join("tortie-cni"))
+            .arg(self.bin.join(self.plugin))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -207,12 +217,16 @@ impl Node {
                 c.env(k, v);
             }
         }
-        let mut child = c.spawn().expect("run tortie-cni");
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {}: {e}", self.plugin));
         if let Some(mut pipe) = child.stdin.take() {
             use std::io::Write as _;
             pipe.write_all(stdin).expect("write stdin");
         }
-        let out = child.wait_with_output().expect("wait tortie-cni");
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait {}: {e}", self.plugin));
         let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         Run { out, json }
     }
@@ -313,6 +327,7 @@ impl Standalone {
                 ns,
                 bin: plugin_dir(&tmp.0),
                 conf,
+                plugin: PLUGIN,
             },
             data,
             namespaces,
@@ -478,9 +493,9 @@ impl Lab {
 
     pub fn node(&self, n: u32) -> Node {
         let bin = self.dir.join("cni-test-bin");
-        if !bin.join("tortie-cni").exists() {
+        if !bin.join(PLUGIN).exists() {
             std::fs::create_dir_all(&bin).unwrap();
-            std::os::unix::fs::symlink(EXE, bin.join("tortie-cni")).unwrap();
+            std::os::unix::fs::symlink(EXE, bin.join(PLUGIN)).unwrap();
         }
         Node {
             ns: format!("{}-node{n}", self.name),
@@ -494,6 +509,7 @@ impl Lab {
                 "ipamLockFile": self.dir.join("ipam.lock"),
                 "datastore": {"dataDir": self.dir.join("data")},
             }),
+            plugin: PLUGIN,
         }
     }
 
