@@ -10,6 +10,7 @@ use tortie_bgp::rib::NextHopMode;
 use tortie_bgp::speaker::{NextHopSelf, PeerSpec, SpeakerConfig};
 use tortie_bgp::transport::{Md5Key, TtlPolicy};
 use tortie_bgp::wire::{AddPathMode, Family};
+use tracing::info;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +55,14 @@ fn router_id_from_name(name: &str) -> Ipv4Addr {
     Ipv4Addr::from(h.max(1))
 }
 
+/// The PEER TYPE column of `calicoctl node status`, which is what Calico users read in
+/// `tortie status`, the metrics' `type` label and the status file. A route reflector's client
+/// keeps the label of the peering that made it ("node specific", or "global"), as calicoctl
+/// shows it: BIRD's protocol names, which calicoctl reads, only tell mesh, node and global
+/// peers apart. That a session is a client is `routing.rr_client` of its [`PeerSpec`]; the
+/// API's `PEER_TYPE_ROUTE_REFLECTOR_CLIENT` stays unused until the speaker reports that flag
+/// per session (see `crate::api::convert::peer_type`).
 fn kind_label(kind: PeeringKind) -> &'static str {
-    // The PEER TYPE column of `calicoctl node status`.
     match kind {
         PeeringKind::NodeMesh => "node-to-node mesh",
         PeeringKind::Global => "global",
@@ -180,17 +187,25 @@ fn peer_spec(
     if p.source_address == config::SourceAddress::UseNodeIp {
         spec.local_address = Some(p.local_address);
     }
+    // A BGPPeer's `password` and the mesh's `nodeMeshPassword` alike (see config::peers).
     if let Some(secret) = &p.password {
-        let password = config::secrets::read_password(secret, &args.secrets_dir)
+        match config::secrets::read_password(secret, &args.secrets_dir)
             .map_err(|e| fail(e.to_string()))?
-            .ok_or_else(|| {
-                fail(format!(
-                    "password secret {} is empty",
-                    secret.path(&args.secrets_dir).display()
-                ))
-            })?;
-        spec.md5 =
-            Some(Md5Key::new(password.trim_end_matches('\n')).map_err(|e| fail(e.to_string()))?);
+        {
+            Some(password) => {
+                spec.md5 = Some(
+                    Md5Key::new(password.trim_end_matches('\n'))
+                        .map_err(|e| fail(e.to_string()))?,
+                );
+            }
+            // `optional: true` and no file: no password, as Kubernetes leaves an optional key
+            // out (read_password's contract); the peer then refuses us if it wants one.
+            None => info!(
+                peer = %p.peer_address,
+                file = %secret.path(&args.secrets_dir).display(),
+                "optional BGP password file absent: session without TCP MD5"
+            ),
+        }
     }
     if let Some(hops) = p.ttl_security.filter(|&h| h > 0) {
         spec.ttl = TtlPolicy::gtsm(hops).map_err(|e| fail(e.to_string()))?;
@@ -204,4 +219,122 @@ pub(super) fn parse_hold_time(s: &str) -> Result<u16, String> {
         return Err("a hold time must be 0 or at least 3 seconds (RFC 4271 section 4.2)".into());
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::path::{Path, PathBuf};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(node: &str, secrets: &Path) -> Args {
+        let secrets = secrets.display().to_string();
+        Cli::try_parse_from(["tortie", "--node", node, "--secrets-dir", &secrets])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .args
+    }
+
+    /// A scratch secrets directory, removed when dropped.
+    struct Secrets(PathBuf);
+
+    impl Secrets {
+        fn new(test: &str) -> Secrets {
+            let d = std::env::temp_dir().join(format!("tortie-plan-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(d.join("bgp-passwords")).unwrap();
+            Secrets(d)
+        }
+    }
+
+    impl Drop for Secrets {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn cluster(default_spec: &str) -> Config {
+        let text = format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec: {default_spec}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n1}}\nspec: {{bgp: {{ipv4Address: 198.18.1.10/24}}}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n2}}\nspec: {{bgp: {{ipv4Address: 198.18.1.11/24}}}}\n"
+        );
+        Config::from_texts(&[("inline.yaml", &text)]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn restart_time(spec: &PeerSpec) -> Option<u16> {
+        spec.session
+            .capabilities
+            .graceful_restart
+            .as_ref()
+            .map(|g| g.restart_time)
+    }
+
+    #[test]
+    fn mesh_sessions_are_signed_with_the_node_mesh_password_and_announce_its_restart_time() {
+        let s = Secrets::new("mesh-md5");
+        std::fs::write(s.0.join("bgp-passwords/mesh"), "mesh-s3cret\n").unwrap();
+        let cfg = cluster(
+            "{nodeMeshPassword: {secretKeyRef: {name: bgp-passwords, key: mesh}}, nodeMeshMaxRestartTime: 5m}",
+        );
+        let plan = plan(&cfg, &args("n1", &s.0)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.peers.len(), 1);
+        let mesh = &plan.peers[0];
+        assert_eq!(mesh.kind, "node-to-node mesh");
+        assert_eq!(mesh.md5, Some(Md5Key::new("mesh-s3cret").unwrap()));
+        assert_eq!(restart_time(mesh), Some(300));
+    }
+
+    #[test]
+    fn mesh_sessions_without_node_mesh_fields_are_unsigned_with_a_120_second_restart_time() {
+        let s = Secrets::new("mesh-plain");
+        let plan = plan(&cluster("{}"), &args("n1", &s.0)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.peers[0].md5, None);
+        assert_eq!(restart_time(&plan.peers[0]), Some(120));
+    }
+
+    #[test]
+    fn a_missing_mesh_password_file_stops_the_plan_naming_the_file() {
+        let s = Secrets::new("mesh-missing");
+        let cfg = cluster("{nodeMeshPassword: {secretKeyRef: {name: bgp-passwords, key: mesh}}}");
+        let err = match plan(&cfg, &args("n1", &s.0)) {
+            Ok(_) => panic!("planned without the password file"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.starts_with("peer 198.18.1.11: "), "{err}");
+        assert!(err.contains("bgp-passwords/mesh does not exist"), "{err}");
+    }
+
+    #[test]
+    fn an_optional_password_without_its_file_leaves_the_session_unsigned() {
+        let s = Secrets::new("mesh-optional");
+        let cfg = cluster(
+            "{nodeMeshPassword: {secretKeyRef: {name: bgp-passwords, key: mesh, optional: true}}}",
+        );
+        let plan = plan(&cfg, &args("n1", &s.0)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.peers[0].md5, None);
+    }
+
+    #[test]
+    fn a_route_reflector_client_keeps_calicos_label_and_is_marked_as_a_client() {
+        let text = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: rr, labels: {route-reflector: 'true'}}\nspec: {bgp: {ipv4Address: 198.18.1.2/24, routeReflectorClusterID: 244.0.0.1}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\nspec: {bgp: {ipv4Address: 198.18.1.10/24}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: peer-with-rr}\nspec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}\n";
+        let cfg = Config::from_texts(&[("inline.yaml", text)]).unwrap_or_else(|e| panic!("{e}"));
+        let s = Secrets::new("rr-label");
+        let plan = plan(&cfg, &args("rr", &s.0)).unwrap_or_else(|e| panic!("{e}"));
+        let client = plan
+            .peers
+            .iter()
+            .find(|p| p.name == "n1")
+            .unwrap_or_else(|| panic!("no session to n1: {:?}", plan.peers));
+        // calicoctl shows a reflector's client by the peering that made it.
+        assert_eq!(client.kind, "node specific");
+        assert!(client.routing.rr_client);
+    }
 }

@@ -25,6 +25,14 @@ pub fn peer_state(state: State) -> v1::PeerState {
 
 /// The agent labels sessions with calicoctl's PEER TYPE text; the enum is derived from it and
 /// the label is passed on verbatim, so a label added later still reaches clients.
+///
+/// `PEER_TYPE_ROUTE_REFLECTOR_CLIENT` is never produced today. A reflector's client keeps
+/// Calico's label ("node specific" or "global", what `calicoctl node status` shows there), and
+/// that label is all a [`PeerStatus`] carries: it also names the session in the metrics'
+/// `type` label and the status file, so it cannot say "route reflector client" without
+/// changing what Calico users read everywhere. The client flag lives in the speaker's
+/// `PeerSpec.routing.rr_client`; once `PeerStatus` reports it, [`peer`] can set the enum from
+/// it and keep `type_label` as it is (the CLI prints the label, so it would not change).
 pub fn peer_type(label: &str) -> v1::PeerType {
     match label {
         "node-to-node mesh" => v1::PeerType::NodeToNodeMesh,
@@ -272,6 +280,18 @@ mod tests {
         assert_eq!(peer_type("node specific"), v1::PeerType::NodeSpecific);
         assert_eq!(peer_type("global"), v1::PeerType::Global);
         assert_eq!(peer_type("something new"), v1::PeerType::Unspecified);
+    }
+
+    #[test]
+    fn a_route_reflector_client_reads_as_the_peering_calico_shows_not_as_a_client() {
+        // The agent labels a reflector's client "node specific" (or "global"), as calicoctl
+        // does; nothing in the status says it is a client, so the enum follows the label.
+        let p = peer(&PeerStatus {
+            kind: "node specific".into(),
+            ..status(State::Established)
+        });
+        assert_eq!(p.r#type, v1::PeerType::NodeSpecific as i32);
+        assert_eq!(p.type_label, "node specific");
     }
 
     #[test]

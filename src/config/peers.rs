@@ -33,10 +33,15 @@
 //!   cluster (ToRs) are never passive.
 //! * **Route reflection**: a node with `routeReflectorClusterID` treats an iBGP peer as its
 //!   route-reflector client unless the peer is a reflector of the same cluster.
+//! * **Password and graceful-restart time**: a BGPPeer's sessions take its `password` and
+//!   `maxRestartTime`; mesh sessions take the `default` BGPConfiguration's `nodeMeshPassword`
+//!   and `nodeMeshMaxRestartTime` (Calico's `node_mesh_password` and `node_mesh_restart_time`;
+//!   a `node.<name>` BGPConfiguration's are ignored, and the loader says so). Both kinds
+//!   then go the same way: the agent reads the secret file and announces the time.
 //!
 //! Only fields whose status is "acted on" (see [`super::status`]) shape the result:
-//! `localASNumber`, `nodeMeshPassword`, `nodeMeshMaxRestartTime` and the next-hop and filter
-//! fields are accepted but not applied yet (the loader warns about them).
+//! `localASNumber`, `localWorkloadSelector` and `reachableBy` are accepted but not applied
+//! yet (the loader warns about them).
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
@@ -83,11 +88,13 @@ pub struct BgpPeering {
     pub local_address: IpAddr,
     /// `UseNodeIP`: bind the session to `local_address`; `None`: let the kernel choose.
     pub source_address: SourceAddress,
-    /// Where the password comes from (see [`super::secrets`]).
+    /// Where the password comes from (see [`super::secrets`]): the BGPPeer's `password`, or
+    /// `nodeMeshPassword` for the mesh.
     pub password: Option<SecretKeyRef>,
     /// GTSM hop count (`ttlSecurity`; None or 0 in the resource = off).
     pub ttl_security: Option<u8>,
-    /// Graceful-restart time to announce (`maxRestartTime`; None = the default 120 s).
+    /// Graceful-restart time to announce (`maxRestartTime`, or `nodeMeshMaxRestartTime` for
+    /// the mesh; None = the default 120 s).
     pub max_restart_time: Option<Duration>,
     /// Wait for the peer to connect; never connect out.
     pub passive: bool,
@@ -147,6 +154,21 @@ impl Config {
         self.default_config()
             .and_then(|c| c.spec.node_to_node_mesh_enabled)
             .unwrap_or(true)
+    }
+
+    /// `nodeMeshPassword` of the `default` BGPConfiguration: the mesh sessions' password.
+    pub fn mesh_password(&self) -> Option<&SecretKeyRef> {
+        self.default_config()
+            .and_then(|c| c.spec.node_mesh_password.as_ref())
+            .map(|p| &p.secret_key_ref)
+    }
+
+    /// `nodeMeshMaxRestartTime` of the `default` BGPConfiguration: the graceful-restart time
+    /// mesh sessions announce (None: the default 120 s).
+    pub fn mesh_max_restart_time(&self) -> Option<Duration> {
+        self.default_config()
+            .and_then(|c| c.spec.node_mesh_max_restart_time.as_ref())
+            .map(|d| d.value)
     }
 
     /// The port `node` listens on: `node.<node>` `listenPort`, else `default`'s, else 179.
@@ -225,6 +247,17 @@ fn compute(config: &Config, me: &NodeBgp) -> Vec<BgpPeering> {
             IpAddr::V6(_) => me.ipv6.map(|n| IpAddr::V6(n.addr())),
         }?;
         let spec = peer.map(|p| &p.resource.spec);
+        // A BGPPeer brings its own; the mesh (no BGPPeer) has the default BGPConfiguration's.
+        let (password, max_restart_time) = match spec {
+            Some(s) => (
+                s.password.as_ref().map(|p| p.secret_key_ref.clone()),
+                s.max_restart_time.as_ref().map(|d| d.value),
+            ),
+            None => (
+                config.mesh_password().cloned(),
+                config.mesh_max_restart_time(),
+            ),
+        };
         let passive = t.node.is_some() && t.ip.to_string() > local_address.to_string();
         let route_reflector_client = me.route_reflector_cluster_id.is_some()
             && t.asn == me.as_number
@@ -242,16 +275,12 @@ fn compute(config: &Config, me: &NodeBgp) -> Vec<BgpPeering> {
             source_address: spec
                 .and_then(|s| s.source_address)
                 .unwrap_or(SourceAddress::UseNodeIp),
-            password: spec
-                .and_then(|s| s.password.as_ref())
-                .map(|p| p.secret_key_ref.clone()),
+            password,
             ttl_security: spec
                 .and_then(|s| s.ttl_security)
                 .map(|t| t.0)
                 .filter(|t| *t != 0),
-            max_restart_time: spec
-                .and_then(|s| s.max_restart_time.as_ref())
-                .map(|d| d.value),
+            max_restart_time,
             passive,
             route_reflector_client,
             next_hop_mode: match spec.and_then(|s| s.next_hop_mode) {

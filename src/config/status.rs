@@ -3,9 +3,10 @@
 //! Every `spec` field of every kind has an entry. A field whose status is
 //! [`FieldStatus::NotYetActedOn`] is still parsed and validated, but when a document sets it,
 //! loading adds a [`Warning`] naming the document and the field path, so nothing is silently
-//! dropped. A field marked [`FieldStatus::ActedOn`] is one the agent (through
-//! [`super::peers`] and the agent's wiring) honours. When later work makes a field count, flip
-//! its entry here.
+//! dropped. A field marked [`FieldStatus::ActedOn`] is one tortie honours: the agent (through
+//! [`super::peers`] and the agent's wiring) or, for the IPPool fields that only choose where
+//! pods get their addresses, `tortie-cni` (`src/cni/pools.rs`); a comment on the entry says
+//! which when it is not the agent. When later work makes a field count, flip its entry here.
 //!
 //! Entries with children (`spec.bgp` of a Node) are containers: the walk descends into them
 //! and looks up each child.
@@ -85,8 +86,8 @@ pub static FIELDS: &[FieldEntry] = &[
     acted(Cfg, "spec.serviceLoadBalancerIPs"),
     acted(Cfg, "spec.communities"),
     acted(Cfg, "spec.prefixAdvertisements"),
-    later(Cfg, "spec.nodeMeshPassword"),
-    later(Cfg, "spec.nodeMeshMaxRestartTime"),
+    acted(Cfg, "spec.nodeMeshPassword"), // the mesh sessions' TCP MD5 key (src/config/peers.rs)
+    acted(Cfg, "spec.nodeMeshMaxRestartTime"), // the mesh sessions' graceful-restart time
     later(Cfg, "spec.ignoredInterfaces"),
     later(Cfg, "spec.localWorkloadPeeringIPV4"),
     later(Cfg, "spec.localWorkloadPeeringIPV6"),
@@ -120,8 +121,11 @@ pub static FIELDS: &[FieldEntry] = &[
     acted(Pool, "spec.natOutgoing"),
     acted(Pool, "spec.disabled"),
     acted(Pool, "spec.disableBGPExport"),
-    later(Pool, "spec.nodeSelector"),
-    later(Pool, "spec.allowedUses"),
+    // Used by tortie-cni (src/cni/pools.rs), not by the agent: which pools a node's pods draw
+    // addresses from (nodeSelector against the Node's labels, allowedUses containing
+    // Workload; tortie allocates no LoadBalancer addresses).
+    acted(Pool, "spec.nodeSelector"),
+    acted(Pool, "spec.allowedUses"),
     later(Pool, "spec.assignmentMode"),
 ];
 

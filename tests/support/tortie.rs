@@ -211,7 +211,9 @@ impl Tortie {
         }
     }
 
-    /// SIGTERM: a clean stop (Cease / Administrative Shutdown to every peer).
+    /// SIGTERM, as for a restart: the agent drops its sessions without a NOTIFICATION, so
+    /// peers that negotiated graceful restart keep its routes (Cease / Administrative
+    /// Shutdown only with `--withdraw-on-stop` in `extra_args`). SIGKILL after 5 s.
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.stop(Duration::from_secs(5));

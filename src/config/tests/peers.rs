@@ -272,6 +272,70 @@ fn bgp_peer_to_a_node_replaces_the_mesh_session() {
     assert!(to_n3[0].password.is_some());
 }
 
+const MESH_SECRETS: &str = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeMeshPassword: {secretKeyRef: {name: bgp-passwords, key: mesh}}, nodeMeshMaxRestartTime: 5m}\n";
+
+fn mesh_sessions(c: &Config, node: &str) -> Vec<BgpPeering> {
+    c.bgp_peerings(node)
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.kind == PeeringKind::NodeMesh)
+        .collect()
+}
+
+#[test]
+fn mesh_sessions_take_the_node_mesh_password_and_restart_time() {
+    let c = with_nodes(MESH_SECRETS);
+    let mesh = mesh_sessions(&c, "n1");
+    assert_eq!(mesh.len(), 2, "{mesh:?}");
+    for p in &mesh {
+        let pw = p.password.as_ref().expect("the mesh password");
+        assert_eq!(
+            (pw.name.as_str(), pw.key.as_str()),
+            ("bgp-passwords", "mesh")
+        );
+        assert_eq!(p.max_restart_time, Some(Duration::from_secs(300)));
+    }
+}
+
+#[test]
+fn mesh_without_node_mesh_fields_has_no_password_and_the_default_restart_time() {
+    for p in mesh_sessions(&yaml_ok(NODES), "n1") {
+        assert_eq!((p.password, p.max_restart_time), (None, None));
+    }
+}
+
+#[test]
+fn bgp_peer_sessions_keep_their_own_password_and_restart_time_not_the_mesh_ones() {
+    let c = with_nodes(&format!(
+        "{MESH_SECRETS}---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: tor}}\nspec: {{peerIP: 198.18.1.1, asNumber: 65001, password: {{secretKeyRef: {{name: bgp-passwords, key: tor}}}}, maxRestartTime: 30s}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: plain}}\nspec: {{peerIP: 198.18.1.2, asNumber: 65002}}\n"
+    ));
+    let p = c.bgp_peerings("n1").unwrap();
+    let of = |name: &str| {
+        p.iter()
+            .find(|p| p.bgp_peer.as_deref() == Some(name))
+            .unwrap()
+    };
+    let tor = of("tor");
+    assert_eq!(tor.password.as_ref().map(|r| r.key.as_str()), Some("tor"));
+    assert_eq!(tor.max_restart_time, Some(Duration::from_secs(30)));
+    let plain = of("plain");
+    assert_eq!((&plain.password, plain.max_restart_time), (&None, None));
+}
+
+#[test]
+fn node_mesh_fields_of_a_node_specific_configuration_do_not_reach_the_mesh() {
+    let c = with_nodes(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: node.n1}\nspec: {nodeMeshPassword: {secretKeyRef: {name: s, key: k}}, nodeMeshMaxRestartTime: 5m}\n",
+    );
+    for node in ["n1", "n2"] {
+        for p in mesh_sessions(&c, node) {
+            assert_eq!((p.password, p.max_restart_time), (None, None), "{node}");
+        }
+    }
+}
+
 #[test]
 fn peer_ip_naming_a_node_gets_a_reverse_peering() {
     let c = with_nodes(

@@ -46,6 +46,8 @@ fn table_marks_the_fields_acted_on() {
             (BgpConfiguration, "spec.serviceLoadBalancerIPs"),
             (BgpConfiguration, "spec.communities"),
             (BgpConfiguration, "spec.prefixAdvertisements"),
+            (BgpConfiguration, "spec.nodeMeshPassword"),
+            (BgpConfiguration, "spec.nodeMeshMaxRestartTime"),
             (BgpPeer, "spec.node"),
             (BgpPeer, "spec.peerIP"),
             (BgpPeer, "spec.asNumber"),
@@ -70,6 +72,8 @@ fn table_marks_the_fields_acted_on() {
             (IpPool, "spec.natOutgoing"),
             (IpPool, "spec.disabled"),
             (IpPool, "spec.disableBGPExport"),
+            (IpPool, "spec.nodeSelector"),
+            (IpPool, "spec.allowedUses"),
         ]
     );
 }
@@ -176,13 +180,58 @@ fn nested_fields_are_warned_individually() {
 
 #[test]
 fn list_item_warnings_name_the_item() {
-    let c = cluster();
+    let c = yaml_ok(
+        "apiVersion: projectcalico.org/v3\nkind: IPPoolList\nitems:\n\
+         - {apiVersion: projectcalico.org/v3, kind: IPPool, metadata: {name: p1}, spec: {cidr: 198.19.0.0/24}}\n\
+         - {apiVersion: projectcalico.org/v3, kind: IPPool, metadata: {name: p2}, spec: {cidr: 198.19.1.0/24, assignmentMode: Manual}}\n",
+    );
     let w = c
         .warnings
         .iter()
-        .find(|w| w.name == "default-ipv6-ippool" && w.field == "spec.allowedUses")
+        .find(|w| w.name == "p2" && w.field == "spec.assignmentMode")
         .expect("warning");
     assert_eq!((w.source.document, w.source.item), (1, Some(2)));
+}
+
+#[test]
+fn pool_fields_tortie_cni_uses_give_no_warning() {
+    let c = cluster();
+    for pool in ["default-ipv4-ippool", "default-ipv6-ippool"] {
+        assert_eq!(
+            fields_warned(&c.warnings, Kind::IpPool, pool),
+            Vec::<String>::new(),
+            "{pool}"
+        );
+    }
+}
+
+#[test]
+fn mesh_password_and_restart_time_give_no_warning_on_default() {
+    let c = yaml_ok(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeMeshPassword: {secretKeyRef: {name: bgp-passwords, key: mesh}}, nodeMeshMaxRestartTime: 90s}\n",
+    );
+    assert_eq!(
+        fields_warned(&c.warnings, Kind::BgpConfiguration, "default"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn mesh_password_on_a_node_specific_configuration_is_warned_as_ignored() {
+    let c = yaml_ok(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: node.n1}\nspec: {nodeMeshPassword: {secretKeyRef: {name: s, key: k}}, nodeMeshMaxRestartTime: 90s}\n",
+    );
+    assert_eq!(
+        fields_warned(&c.warnings, Kind::BgpConfiguration, "node.n1"),
+        ["spec.nodeMeshPassword", "spec.nodeMeshMaxRestartTime"]
+    );
+    assert!(
+        c.warnings.iter().all(|w| w
+            .reason
+            .starts_with("ignored on a node-specific BGPConfiguration")),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]
