@@ -3,7 +3,7 @@
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr};
-use tortie_bgp::rib::{Rib, RibConfig, RibPeer, SessionInfo};
+use tortie_bgp::rib::{NextHopMode, Rib, RibConfig, RibPeer, SessionInfo};
 use tortie_bgp::wire::{
     AddPath, AsPath, Attributes, Community, Ctx, Family, GracefulRestart, MpNlri, Nlri, Origin,
     Update,
@@ -274,6 +274,58 @@ fn ebgp_export_prepends_our_as_and_sets_next_hop_self() {
     assert_eq!(got[0].1.local_pref, None);
 }
 
+/// What `dst` (configured with `mode`) is sent as next hop for a route node 198.18.0.2
+/// announced with its own address, through a route reflector (this RIB).
+fn next_hop_sent(mode: NextHopMode, dst_as: u32) -> Option<Ipv4Addr> {
+    let mut l = Lab::rr("198.18.0.1");
+    let node = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", true);
+    let mut p = RibPeer::new(addr("198.18.0.3"), dst_as);
+    p.rr_client = dst_as == LOCAL_AS;
+    p.next_hop_mode = mode;
+    let dst = l.rib.add_peer(p);
+    l.rib.peer_up(dst, session("198.18.0.3"));
+    l.sent(dst);
+    l.rib
+        .apply_update(
+            node,
+            &announce(&["198.19.1.0/26"], "198.18.0.2", &[], |a| {
+                a.local_pref = Some(100)
+            }),
+        )
+        .unwrap();
+    announced(&l.sent(dst))
+        .first()
+        .and_then(|(_, a)| a.next_hop)
+}
+
+#[test]
+fn next_hop_mode_auto_keeps_the_next_hop_toward_ibgp_and_sets_self_toward_ebgp() {
+    assert_eq!(
+        next_hop_sent(NextHopMode::Auto, LOCAL_AS),
+        Some(id("198.18.0.2"))
+    );
+    assert_eq!(
+        next_hop_sent(NextHopMode::Auto, 65100),
+        Some(id("198.18.0.1"))
+    );
+}
+
+#[test]
+fn next_hop_mode_self_sets_this_nodes_address_toward_ibgp_too() {
+    assert_eq!(
+        next_hop_sent(NextHopMode::SelfAddr, LOCAL_AS),
+        Some(id("198.18.0.1"))
+    );
+}
+
+#[test]
+fn next_hop_mode_keep_passes_the_received_next_hop_toward_ebgp_too() {
+    assert_eq!(
+        next_hop_sent(NextHopMode::Keep, 65100),
+        Some(id("198.18.0.2"))
+    );
+}
+
 #[test]
 fn own_as_in_path_from_ebgp_is_a_loop_unless_allowed() {
     let mut l = Lab::new();
@@ -340,6 +392,37 @@ fn initial_table_then_end_of_rib_for_each_family() {
         updates.iter().filter(|u| !u.nlri.is_empty()).count() <= 2,
         "300 prefixes share one or two UPDATEs"
     );
+}
+
+#[test]
+fn a_route_refresh_resends_that_familys_table_without_end_of_rib() {
+    let mut l = Lab::new();
+    l.rib.originate(v4("198.19.1.0/26"), None);
+    let p = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", false);
+    l.sent(p);
+    l.rib.resend(p, Family::Ipv4Unicast);
+    let again = l.sent(p);
+    assert_eq!(
+        announced(&again)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        vec![v4("198.19.1.0/26")]
+    );
+    assert!(
+        again.iter().all(|u| u.as_end_of_rib().is_none()),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_route_refresh_for_another_family_resends_nothing_of_this_one() {
+    let mut l = Lab::new();
+    l.rib.originate(v4("198.19.1.0/26"), None);
+    let p = l.peer("198.18.0.2", LOCAL_AS, "198.18.0.2", false);
+    l.sent(p);
+    l.rib.resend(p, Family::Ipv6Unicast);
+    assert_eq!(l.sent(p), Vec::<Update>::new());
 }
 
 #[test]

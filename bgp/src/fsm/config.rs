@@ -40,7 +40,9 @@ impl Default for LocalCapabilities {
         LocalCapabilities {
             families: vec![Family::Ipv4Unicast],
             route_refresh: true,
-            enhanced_route_refresh: true,
+            // RFC 7313's demarcation (BoRR/EoRR around a refresh, stale marking on the
+            // receiving side) is not implemented: not offered.
+            enhanced_route_refresh: false,
             extended_message: true,
             graceful_restart: None,
             add_path: Vec::new(),

@@ -188,6 +188,15 @@ impl AdjRibOut {
         self.walk_withdraws = false;
     }
 
+    /// One family's table again (a ROUTE-REFRESH): a walk over it, leaving whatever else is
+    /// owed (an End-of-RIB still due after the initial walk stays due).
+    pub fn start_refresh(&mut self, family: Family) {
+        match family {
+            Family::Ipv4Unicast => self.walk_v4 = Walk::After(None),
+            Family::Ipv6Unicast => self.walk_v6 = Walk::After(None),
+        }
+    }
+
     /// The table again after the export rules changed: every prefix is re-evaluated, and
     /// those no longer exported are withdrawn.
     pub fn start_reevaluation(&mut self) {

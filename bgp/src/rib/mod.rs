@@ -316,11 +316,13 @@ impl Rib {
         self.peer(id).map_or(0, |p| p.filtered.len() as u32)
     }
 
-    /// Sends the peer its whole table again (a ROUTE-REFRESH request, RFC 2918).
-    pub fn resend(&mut self, id: PeerId) {
+    /// Sends the peer its table of `family` again, as a ROUTE-REFRESH request asks (RFC 2918
+    /// section 4: the Adj-RIB-Out of that AFI/SAFI; no End-of-RIB, which belongs to the start
+    /// of a session).
+    pub fn resend(&mut self, id: PeerId, family: Family) {
         if let Some(p) = self.peer_mut(id) {
             if p.session.is_some() {
-                p.out.start_dump();
+                p.out.start_refresh(family);
             }
         }
     }

@@ -537,8 +537,10 @@ impl Router {
                 });
             }
             PeerEventKind::RouteRefresh(rr) => {
-                if rr.subtype == RouteRefreshSubtype::Request {
-                    self.rib.resend(e.id);
+                // A family we do not route is ignored (RFC 2918 section 4 leaves it to us).
+                let family = crate::wire::Family::from_afi_safi(rr.afi, rr.safi);
+                if let (RouteRefreshSubtype::Request, Some(family)) = (rr.subtype, family) {
+                    self.rib.resend(e.id, family);
                 }
             }
         }

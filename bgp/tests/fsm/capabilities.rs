@@ -284,7 +284,7 @@ fn route_refresh_is_off_without_the_peers_capability_or_ours() {
 fn enhanced_route_refresh_needs_both_sides() {
     assert!(
         negotiated(
-            ebgp(),
+            ebgp_enhanced_rr(),
             vec![
                 mp(V4),
                 Capability::RouteRefresh,
@@ -293,7 +293,21 @@ fn enhanced_route_refresh_needs_both_sides() {
         )
         .enhanced_route_refresh
     );
-    assert!(!negotiated(ebgp(), vec![mp(V4), Capability::RouteRefresh]).enhanced_route_refresh);
+    assert!(
+        !negotiated(ebgp_enhanced_rr(), vec![mp(V4), Capability::RouteRefresh])
+            .enhanced_route_refresh
+    );
+}
+
+#[test]
+fn enhanced_route_refresh_is_not_offered_by_default() {
+    let open = our_open(ebgp());
+    assert!(
+        !open
+            .capabilities
+            .iter()
+            .any(|c| c.code() == code::ENHANCED_ROUTE_REFRESH)
+    );
 }
 
 fn peer_gr() -> GracefulRestart {
@@ -408,7 +422,7 @@ fn open_after_refusal(cfg: PeerConfig, subcode: u8, data: Vec<u8>) -> Open {
 
 #[test]
 fn a_capability_refused_with_2_7_is_left_out_of_the_next_open() {
-    let first = our_open(ebgp());
+    let first = our_open(ebgp_enhanced_rr());
     assert!(
         first
             .capabilities
@@ -417,7 +431,7 @@ fn a_capability_refused_with_2_7_is_left_out_of_the_next_open() {
     );
     // The peer lists what it refuses as code, length, value.
     let next = open_after_refusal(
-        ebgp(),
+        ebgp_enhanced_rr(),
         7,
         vec![code::EXTENDED_MESSAGE, 0, code::ENHANCED_ROUTE_REFRESH, 0],
     );

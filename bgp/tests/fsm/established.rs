@@ -261,7 +261,7 @@ fn established_route_refresh_is_delivered_when_negotiated() {
 
 #[test]
 fn established_enhanced_route_refresh_markers_are_delivered() {
-    let mut h = Harness::new(ebgp());
+    let mut h = Harness::new(ebgp_enhanced_rr());
     let mut caps = peer_caps(PEER_AS);
     caps.push(Capability::EnhancedRouteRefresh);
     let (id, acts) = h.reach_established_with(&open_with(PEER_AS, 90, PEER_ID, caps));

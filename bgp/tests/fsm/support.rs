@@ -35,6 +35,13 @@ pub fn ebgp() -> PeerConfig {
     PeerConfig::new(LOCAL_AS, PEER_AS, LOCAL_ID)
 }
 
+/// eBGP offering enhanced route refresh (RFC 7313), which is off by default.
+pub fn ebgp_enhanced_rr() -> PeerConfig {
+    let mut c = ebgp();
+    c.capabilities.enhanced_route_refresh = true;
+    c
+}
+
 pub fn ibgp() -> PeerConfig {
     PeerConfig::new(LOCAL_AS, LOCAL_AS, LOCAL_ID)
 }

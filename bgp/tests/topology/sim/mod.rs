@@ -634,9 +634,11 @@ impl Net {
                         self.schedule(now, Ev::Admin(s, n, Admin::Stop(stop), inc));
                     }
                 }
-                Action::RouteRefresh(_) => {
+                Action::RouteRefresh(rr) => {
                     let id = self.speakers[s].nbrs[n].rib_id;
-                    self.speakers[s].rib.resend(id);
+                    if let Some(family) = tortie_bgp::wire::Family::from_afi_safi(rr.afi, rr.safi) {
+                        self.speakers[s].rib.resend(id, family);
+                    }
                 }
             }
         }
