@@ -59,9 +59,8 @@ fn router_id_from_name(name: &str) -> Ipv4Addr {
 /// `tortie status`, the metrics' `type` label and the status file. A route reflector's client
 /// keeps the label of the peering that made it ("node specific", or "global"), as calicoctl
 /// shows it: BIRD's protocol names, which calicoctl reads, only tell mesh, node and global
-/// peers apart. That a session is a client is `routing.rr_client` of its [`PeerSpec`]; the
-/// API's `PEER_TYPE_ROUTE_REFLECTOR_CLIENT` stays unused until the speaker reports that flag
-/// per session (see `crate::api::convert::peer_type`).
+/// peers apart. That a session is a client is `routing.rr_client` of its [`PeerSpec`], which
+/// the API reports as `PEER_TYPE_ROUTE_REFLECTOR_CLIENT` (see `crate::api::convert::peer`).
 fn kind_label(kind: PeeringKind) -> &'static str {
     match kind {
         PeeringKind::NodeMesh => "node-to-node mesh",

@@ -26,13 +26,9 @@ pub fn peer_state(state: State) -> v1::PeerState {
 /// The agent labels sessions with calicoctl's PEER TYPE text; the enum is derived from it and
 /// the label is passed on verbatim, so a label added later still reaches clients.
 ///
-/// `PEER_TYPE_ROUTE_REFLECTOR_CLIENT` is never produced today. A reflector's client keeps
-/// Calico's label ("node specific" or "global", what `calicoctl node status` shows there), and
-/// that label is all a [`PeerStatus`] carries: it also names the session in the metrics'
-/// `type` label and the status file, so it cannot say "route reflector client" without
-/// changing what Calico users read everywhere. The client flag lives in the speaker's
-/// `PeerSpec.routing.rr_client`; once `PeerStatus` reports it, [`peer`] can set the enum from
-/// it and keep `type_label` as it is (the CLI prints the label, so it would not change).
+/// A reflector's client keeps Calico's label ("node specific" or "global", what `calicoctl node
+/// status` shows there, also the metrics' `type` label and the status file's); [`peer`] sets
+/// the enum to `PEER_TYPE_ROUTE_REFLECTOR_CLIENT` from the session's `rr_client` flag instead.
 pub fn peer_type(label: &str) -> v1::PeerType {
     match label {
         "node-to-node mesh" => v1::PeerType::NodeToNodeMesh,
@@ -112,7 +108,13 @@ pub fn peer(p: &PeerStatus) -> v1::Peer {
         peer_as: p.peer_as,
         // The speaker does not report it per session (yet).
         local_as: None,
-        r#type: peer_type(&p.kind) as i32,
+        // The label stays Calico's ("node specific", "global"); the enum says what the
+        // session is to this node's routing.
+        r#type: if p.rr_client {
+            v1::PeerType::RouteReflectorClient
+        } else {
+            peer_type(&p.kind)
+        } as i32,
         type_label: p.kind.clone(),
         state: peer_state(p.state) as i32,
         since: Some(timestamp(p.since)),
@@ -252,6 +254,7 @@ mod tests {
             negotiated: None,
             received: 3,
             accepted: 1,
+            rr_client: false,
             advertised: 2,
             enabled: true,
             counters: Default::default(),
@@ -283,15 +286,23 @@ mod tests {
     }
 
     #[test]
-    fn a_route_reflector_client_reads_as_the_peering_calico_shows_not_as_a_client() {
-        // The agent labels a reflector's client "node specific" (or "global"), as calicoctl
-        // does; nothing in the status says it is a client, so the enum follows the label.
+    fn a_route_reflector_client_is_typed_as_a_client_and_keeps_calicos_label() {
+        let p = peer(&PeerStatus {
+            kind: "node specific".into(),
+            rr_client: true,
+            ..status(State::Established)
+        });
+        assert_eq!(p.r#type, v1::PeerType::RouteReflectorClient as i32);
+        assert_eq!(p.type_label, "node specific");
+    }
+
+    #[test]
+    fn a_peer_that_is_not_a_client_is_typed_by_its_label() {
         let p = peer(&PeerStatus {
             kind: "node specific".into(),
             ..status(State::Established)
         });
         assert_eq!(p.r#type, v1::PeerType::NodeSpecific as i32);
-        assert_eq!(p.type_label, "node specific");
     }
 
     #[test]

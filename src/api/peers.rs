@@ -180,6 +180,7 @@ mod tests {
             negotiated: None,
             received: 0,
             accepted: 0,
+            rr_client: false,
             advertised: 0,
             enabled: true,
             counters: Default::default(),

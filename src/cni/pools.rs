@@ -55,6 +55,20 @@ pub fn from_config(cfg: &Config) -> Result<Vec<Pool>, PoolChoiceError> {
     for (name, p) in &cfg.ip_pools {
         let s = &p.resource.spec;
         let Some(cidr) = s.cidr else { continue };
+        let uses: Vec<AllowedUse> = s
+            .allowed_uses()
+            .into_iter()
+            .filter_map(|u| match u {
+                config::AllowedUse::Workload => Some(AllowedUse::Workload),
+                config::AllowedUse::Tunnel => Some(AllowedUse::Tunnel),
+                config::AllowedUse::LoadBalancer => None,
+            })
+            .collect();
+        // A LoadBalancer-only pool is for service addresses, which this plugin never hands
+        // out: left out, rather than refused as a pool with no use (which would fail every pod).
+        if uses.is_empty() {
+            continue;
+        }
         let spec = PoolSpec {
             cidr: cidr.0.to_string(),
             block_size: s.block_size.map(|b| b.0),
@@ -64,16 +78,7 @@ pub fn from_config(cfg: &Config) -> Result<Vec<Pool>, PoolChoiceError> {
             disabled: s.disabled.unwrap_or(false),
             disable_bgp_export: s.disable_bgp_export.unwrap_or(false),
             node_selector: s.node_selector.as_ref().map(|sel| sel.as_str().to_string()),
-            allowed_uses: Some(
-                s.allowed_uses()
-                    .into_iter()
-                    .filter_map(|u| match u {
-                        config::AllowedUse::Workload => Some(AllowedUse::Workload),
-                        config::AllowedUse::Tunnel => Some(AllowedUse::Tunnel),
-                        config::AllowedUse::LoadBalancer => None,
-                    })
-                    .collect(),
-            ),
+            allowed_uses: Some(uses),
         };
         out.push(Pool::from_spec(name, &spec)?);
     }
@@ -215,6 +220,17 @@ spec: {cidr: 198.19.2.0/24, disabled: true}
 
     fn labels(rack: &str) -> BTreeMap<String, String> {
         [("rack".to_string(), rack.to_string())].into()
+    }
+
+    #[test]
+    fn a_load_balancer_only_pool_is_left_out_and_the_others_still_serve() {
+        let yaml = format!(
+            "{POOLS}---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: lb}}\nspec: {{cidr: 198.19.3.0/24, allowedUses: [LoadBalancer]}}\n"
+        );
+        let pools = from_config(&cfg(&yaml)).unwrap();
+        let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+        assert!(!names.contains(&"lb"), "{names:?}");
+        assert!(names.contains(&"rack-a"), "{names:?}");
     }
 
     #[test]

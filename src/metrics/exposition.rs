@@ -408,6 +408,7 @@ mod tests {
             negotiated: None,
             received: 6,
             accepted: 4,
+            rr_client: false,
             advertised: 2,
             enabled: true,
             counters: PeerCounters {

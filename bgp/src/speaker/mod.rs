@@ -163,6 +163,8 @@ pub struct PeerStatus {
     pub received: usize,
     /// The peer's paths in the Loc-RIB: its Adj-RIB-In after import policy.
     pub accepted: usize,
+    /// The peer is a route reflector client of ours (RFC 4456).
+    pub rr_client: bool,
     pub advertised: usize,
     /// `false` after [`Speaker::set_enabled`] turned the session off: it stays Idle.
     pub enabled: bool,

@@ -250,6 +250,7 @@ impl Router {
             received: (self.rib.peer_path_count(e.id) + self.rib.peer_filtered_count(e.id))
                 as usize,
             accepted: self.rib.peer_path_count(e.id) as usize,
+            rr_client: e.spec.routing.rr_client,
             advertised: if e.state == State::Established {
                 self.advertised.counts.get(&e.id).copied().unwrap_or(0)
             } else {
