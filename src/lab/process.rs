@@ -208,6 +208,7 @@ mod tests {
     #[test]
     fn a_pid_whose_command_line_lacks_the_marker_is_not_signalled() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        wait_exec(child.id());
         let rec = ProcessRecord {
             pid: child.id() as i32,
             marker: "/run/tortie-lab/nobody/node1/state".into(),
@@ -219,9 +220,23 @@ mod tests {
         child.wait().unwrap();
     }
 
+    /// Waits until the child has exec'd `sleep`: between fork and exec its command line is
+    /// this test binary's, and for an instant during exec it reads empty.
+    fn wait_exec(pid: u32) {
+        for _ in 0..500 {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmd.starts_with(b"sleep\0") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("sleep never started");
+    }
+
     #[test]
     fn a_process_with_the_marker_is_terminated() {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        wait_exec(child.id());
         let rec = ProcessRecord {
             pid: child.id() as i32,
             marker: "30".into(),
