@@ -114,6 +114,10 @@ pub fn plan(cfg: &Config, args: &Args) -> Result<Plan, StartError> {
     }
     let mut speaker = SpeakerConfig::new(me.as_number, router_id, listen);
     speaker.cluster_id = me.route_reflector_cluster_id;
+    speaker.local_addresses = [nh.v4.map(IpAddr::V4), nh.v6.map(IpAddr::V6)]
+        .into_iter()
+        .flatten()
+        .collect();
     speaker.advertisements = cfg
         .advertisements(&args.node)
         .map_err(|e| StartError::Policy(e.to_string()))?;
@@ -286,6 +290,16 @@ mod tests {
         assert_eq!(mesh.kind, "node-to-node mesh");
         assert_eq!(mesh.md5, Some(Md5Key::new("mesh-s3cret").unwrap()));
         assert_eq!(restart_time(mesh), Some(300));
+    }
+
+    #[test]
+    fn the_speaker_knows_the_nodes_own_address_so_paths_back_to_it_are_not_used() {
+        let s = Secrets::new("local-addrs");
+        let plan = plan(&cluster("{}"), &args("n1", &s.0)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            plan.speaker.local_addresses,
+            vec!["198.18.1.10".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]

@@ -128,6 +128,9 @@ pub struct SpeakerConfig {
     pub fib: Option<mpsc::Sender<Vec<RouteChange>>>,
     /// Communities for this node's own routes (BGPConfiguration `prefixAdvertisements`).
     pub advertisements: crate::rib::policy::Advertisements,
+    /// This node's own addresses: a learned path whose next hop is one of them points back
+    /// at this node and is not used ([`Rib::set_local_addresses`]).
+    pub local_addresses: Vec<IpAddr>,
 }
 
 impl SpeakerConfig {
@@ -140,6 +143,7 @@ impl SpeakerConfig {
             max_ecmp: 16,
             fib: None,
             advertisements: Default::default(),
+            local_addresses: Vec::new(),
         }
     }
 }
@@ -266,9 +270,11 @@ impl Speaker {
         rib_cfg.cluster_id = cfg.cluster_id;
         rib_cfg.max_ecmp = cfg.max_ecmp;
         rib_cfg.advertisements = cfg.advertisements.clone();
+        let mut rib = Rib::new(rib_cfg);
+        rib.set_local_addresses(cfg.local_addresses.iter().copied());
         let router = Router {
             fib: cfg.fib.clone(),
-            rib: Rib::new(rib_cfg),
+            rib,
             listeners,
             peers: HashMap::new(),
             events: events.clone(),
