@@ -7,6 +7,7 @@ mod cni;
 mod config;
 mod datastore;
 mod decode;
+mod flush_cmd;
 mod lab;
 mod metrics;
 mod status_cmd;
@@ -50,6 +51,8 @@ enum Command {
     Ipam(cli_views::ipam::Args),
     /// Enable, disable or refresh one BGP peer.
     Peer(cli_views::peer_cmd::Args),
+    /// Remove every route, VXLAN device and NAT table tortie wrote to this node's kernel.
+    Flush(flush_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Peers(args) => cli_views::peers::run(args),
         Command::Ipam(args) => cli_views::ipam::run(args),
         Command::Peer(args) => cli_views::peer_cmd::run(args),
+        Command::Flush(args) => flush_cmd::run(args),
     }
 }
 

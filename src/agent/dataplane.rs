@@ -171,7 +171,7 @@ pub struct Publish {
 }
 
 /// What felix believes the kernel holds, for readers.
-fn fib_view(felix: &Felix, underlay: &str) -> FibView {
+fn fib_view(felix: &Felix, underlay: &str, protocol: u8) -> FibView {
     let routes = felix
         .current()
         .map(|fib| {
@@ -206,9 +206,19 @@ fn fib_view(felix: &Felix, underlay: &str) -> FibView {
     FibView {
         routes,
         synced: true,
-        protocol: tortie_felix::netlink::TORTIE_PROTOCOL,
+        protocol,
         updated: Some(std::time::SystemTime::now()),
     }
+}
+
+/// How the dataplane uses the kernel.
+pub struct KernelOptions<'a> {
+    /// The underlay device (default: the one holding the node's address).
+    pub underlay: Option<&'a str>,
+    /// How often felix compares the kernel with what it wrote, and puts back what differs.
+    pub repair_every: Duration,
+    /// The `rtm_protocol` of every route tortie writes (`--route-protocol`).
+    pub protocol: u8,
 }
 
 /// Opens the kernel of this network namespace and starts the task. Writes nothing.
@@ -216,15 +226,18 @@ pub fn start(
     node: &str,
     ipv4: Option<Ipv4Net>,
     ipv6: Option<Ipv6Net>,
-    underlay_name: Option<&str>,
+    options: KernelOptions<'_>,
     pools: Vec<desired::Pool>,
     fib: mpsc::Receiver<Vec<RouteChange>>,
-    repair_every: Duration,
     publish: Publish,
 ) -> Result<Dataplane, String> {
-    let mut kernel = Kernel::open(Netns::current(), KernelConfig::default())
-        .map_err(|e| format!("opening rtnetlink: {e}"))?;
-    let underlay = underlay(&mut kernel, underlay_name, ipv4, ipv6)?;
+    let config = KernelConfig {
+        protocol: options.protocol,
+        ..KernelConfig::default()
+    };
+    let mut kernel =
+        Kernel::open(Netns::current(), config).map_err(|e| format!("opening rtnetlink: {e}"))?;
+    let underlay = underlay(&mut kernel, options.underlay, ipv4, ipv6)?;
     info!(underlay = %underlay.name, mtu = underlay.mtu, gateways = ?underlay.gateways_v4, "dataplane: kernel routes through felix");
     let felix = Felix::new(kernel, underlay.name.clone(), None);
     let inputs = Inputs {
@@ -241,7 +254,14 @@ pub fn start(
     };
     let planner = Planner::new(&inputs);
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(felix, planner, rx, fib, repair_every, publish));
+    let task = tokio::spawn(run(
+        felix,
+        planner,
+        rx,
+        fib,
+        (options.repair_every, options.protocol),
+        publish,
+    ));
     Ok(Dataplane { commands: tx, task })
 }
 
@@ -279,7 +299,7 @@ async fn run(
     mut planner: Planner,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut fib: mpsc::Receiver<Vec<RouteChange>>,
-    repair_every: Duration,
+    (repair_every, protocol): (Duration, u8),
     publish: Publish,
 ) {
     let underlay = planner.inputs().node.underlay.name;
@@ -341,7 +361,7 @@ async fn run(
                     tracing::debug!(what, ops = report.ops, "dataplane: written");
                 }
                 if what != "no change" {
-                    let view = fib_view(&felix, &underlay);
+                    let view = fib_view(&felix, &underlay, protocol);
                     let _ = publish.events.send(DataplaneEvent {
                         what,
                         ops: report.ops,

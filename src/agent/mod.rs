@@ -81,6 +81,13 @@ pub struct Args {
     /// The device of the node's address (default: found from `spec.bgp.ipv4Address`).
     #[arg(long, value_name = "DEV")]
     pub(crate) underlay: Option<String>,
+    /// The `rtm_protocol` number that marks every route tortie writes, and the only routes it
+    /// ever reads back, changes or removes. 116 by default (no other router uses it by
+    /// default: BIRD 12, FRR 186 and zebra 11, Calico's felix 80 and 3); 0-4 belong to the
+    /// kernel and are refused.
+    #[arg(long, value_name = "N", default_value_t = tortie_felix::netlink::TORTIE_PROTOCOL,
+          value_parser = clap::value_parser!(u8).range(5..))]
+    pub(crate) route_protocol: u8,
     /// A prefix this node announces to its peers besides its IPAM blocks; repeatable.
     #[arg(long = "originate", value_name = "PREFIX")]
     pub(crate) originate: Vec<IpNet>,
@@ -282,10 +289,13 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
                 &args.node,
                 v4,
                 v6,
-                args.underlay.as_deref(),
+                dataplane::KernelOptions {
+                    underlay: args.underlay.as_deref(),
+                    repair_every: Duration::from_secs(60),
+                    protocol: args.route_protocol,
+                },
                 dataplane::felix_pools(&cfg),
                 fib_rx,
-                Duration::from_secs(60),
                 dataplane::Publish {
                     fib: publish
                         .fib

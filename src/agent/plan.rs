@@ -293,6 +293,17 @@ mod tests {
     }
 
     #[test]
+    fn a_route_protocol_the_kernel_reserves_is_refused() {
+        for n in ["0", "3", "4"] {
+            let got = Cli::try_parse_from(["tortie", "--node", "n1", "--route-protocol", n]);
+            assert!(got.is_err(), "--route-protocol {n} accepted");
+        }
+        let ok = Cli::try_parse_from(["tortie", "--node", "n1", "--route-protocol", "117"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.args.route_protocol, 117);
+    }
+
+    #[test]
     fn the_speaker_knows_the_nodes_own_address_so_paths_back_to_it_are_not_used() {
         let s = Secrets::new("local-addrs");
         let plan = plan(&cluster("{}"), &args("n1", &s.0)).unwrap_or_else(|e| panic!("{e}"));

@@ -259,3 +259,44 @@ fn a_pod_address_borrowed_from_another_nodes_block_is_advertised_and_reachable()
         c.dump("node-2")
     );
 }
+
+#[test]
+fn routes_carry_the_protocol_number_the_agent_is_given() {
+    let mut c = Cluster::new("rtproto", 2, None);
+    c.apply(&base_yaml(
+        &c.node_list(),
+        "198.19.0.0/17",
+        "vxlanMode: CrossSubnet",
+        true,
+    ));
+    c.start_agent_with("node-1", &["--route-protocol", "117"]);
+    c.start_agent("node-2");
+    let pools = pool("pool-1", "198.19.0.0/17");
+    c.add_pod("node-1", "pod-1", &pools);
+    let p2 = c.add_pod("node-2", "pod-2", &pools);
+    let block = block_of(&c, "pod-2");
+    let ns = &c.node("node-1").ns;
+    let line = wait_for(
+        "node-1's route to pod-2's block with proto 117",
+        Duration::from_secs(40),
+        || {
+            ns.ip(&["route", "show", "proto", "117"])
+                .ok()?
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(block.as_str()))
+                .map(str::to_string)
+        },
+        || c.log_tail("node-1"),
+    );
+    assert!(line.contains("dev vxlan.tortie"), "{line}");
+    assert_eq!(
+        c.tortie_routes("node-1"),
+        "",
+        "nothing of node-1's agent carries the default 116"
+    );
+    assert!(
+        c.reaches("pod-1", p2, Duration::from_secs(10)),
+        "pod-1 -> pod-2\n{}",
+        c.dump("node-1")
+    );
+}

@@ -107,8 +107,9 @@
 //! a tunnel (the node talking to a remote pod) would otherwise get a source the kernel picks
 //! from some other device, so tunnel routes carry `prefsrc` = this node's address of the
 //! family. The remote pod's reply goes to that node address, i.e. back over the plain underlay
-//! (unencapsulated, asymmetric); therefore the tunnel devices need loose reverse-path
-//! filtering (`rp_filter` = 2, with `all` not stricter), which the netlink layer sets.
+//! (unencapsulated, asymmetric); therefore the tunnel devices have reverse-path filtering off
+//! (`rp_filter` = 0, with `all` not stricter; even loose filtering drops packets arriving on
+//! an address-less device whose source routes back elsewhere), which the reconciler sets.
 //!
 //! # Incremental updates
 //!
