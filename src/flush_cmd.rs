@@ -7,8 +7,8 @@
 //! touched. Stop the agent first: a running one writes its routes again at its next repair.
 
 use std::process::ExitCode;
-use tortie_felix::reconcile::Felix;
 use tortie_felix::netlink::{Kernel, KernelConfig, Netns, TORTIE_PROTOCOL};
+use tortie_felix::reconcile::Felix;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -37,8 +37,14 @@ fn flush_removes_tortie_routes_and_leaves_other_protocols_alone() {
     ns.ip(&["route", "add", "blackhole", "198.19.6.0/26", "proto", "12"])
         .expect("BIRD's route");
     let out = flush(&ns, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let left = ns.ip(&["route", "show", "type", "blackhole"]).expect("ip route");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = ns
+        .ip(&["route", "show", "type", "blackhole"])
+        .expect("ip route");
     assert!(!left.contains("198.19.5.0/26"), "{left}");
     assert!(left.contains("198.19.6.0/26 proto bird"), "{left}");
 }
@@ -54,8 +60,14 @@ fn flush_takes_the_protocol_number_the_agent_ran_with() {
     ns.ip(&["route", "add", "blackhole", "198.19.8.0/26", "proto", "116"])
         .expect("route");
     let out = flush(&ns, &["--route-protocol", "117"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let left = ns.ip(&["route", "show", "type", "blackhole"]).expect("ip route");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = ns
+        .ip(&["route", "show", "type", "blackhole"])
+        .expect("ip route");
     assert!(!left.contains("198.19.7.0/26"), "{left}");
     assert!(left.contains("198.19.8.0/26"), "{left}");
 }
