@@ -130,7 +130,8 @@ impl Rib {
         };
         let src = (p.peer != LOCAL).then(|| self.peer(p.peer)).flatten();
         let src_ibgp = src.is_some_and(|s| s.cfg.peer_as == local_as);
-        let mut a = super::policy_glue::export(self, dst, prefix, p)?.into_owned();
+        let exported = super::policy_glue::export(self, dst, prefix, p)?;
+        let mut a = exported.attrs.into_owned();
         let keep = p.attrs.next_hop;
         let self_nh = Self::next_hop_self(dst, family);
         let next_hop = if p.peer == LOCAL {
@@ -148,7 +149,11 @@ impl Rib {
             return None;
         }
         if dst_ibgp {
-            a.local_pref = Some(p.attrs.local_pref());
+            // An export `setPriority` travels as LOCAL_PREF, as calico-node carries it.
+            a.local_pref = Some(match exported.priority {
+                Some(priority) => super::policy::local_pref_for_priority(priority),
+                None => p.attrs.local_pref(),
+            });
             if src_ibgp {
                 // RFC 4456 section 8: the reflector records where the route entered the AS and
                 // that it passed this cluster.

@@ -6,7 +6,10 @@
 //! rewriting (next hop, AS prepend, LOCAL_PREF) comes after.
 
 use super::path::{LOCAL, Path, RouteAttrs};
-use super::policy::{self, Direction, PeerType, RouteContext, Verdict};
+use super::policy::{
+    self, Direction, NORMAL_ROUTE_PRIORITY, PeerType, RouteContext, Verdict,
+    priority_from_local_pref,
+};
 use super::{Peer, Rib, RibPeer};
 use crate::wire::Attributes;
 use ipnet::IpNet;
@@ -36,7 +39,13 @@ pub(crate) fn import(
         attrs: &attrs.attrs,
         from_peer: true,
         peer_type: peer_type(peer, local_as),
-        priority: attrs.priority,
+        // As calico-node's import filter: a route's priority is what its LOCAL_PREF says
+        // (eBGP routes carry none: the normal priority).
+        priority: Some(
+            attrs
+                .priority
+                .unwrap_or_else(|| priority_from_local_pref(attrs.attrs.local_pref)),
+        ),
     };
     match policy::evaluate(&peer.filters, Direction::Import, &ctx) {
         (Verdict::Reject, _) => None,
@@ -53,6 +62,13 @@ pub(crate) fn import(
     }
 }
 
+/// What export policy made of a path.
+pub(crate) struct Exported<'a> {
+    pub attrs: Cow<'a, Attributes>,
+    /// A `setPriority` of the export filter: iBGP peers are told it as LOCAL_PREF.
+    pub priority: Option<u32>,
+}
+
 /// The attributes path `p` of `prefix` leaves with toward `dst`, before the session's own
 /// rewriting, or `None` when a filter rejects it.
 pub(crate) fn export<'a>(
@@ -60,22 +76,25 @@ pub(crate) fn export<'a>(
     dst: &Peer,
     prefix: IpNet,
     p: &'a Path,
-) -> Option<Cow<'a, Attributes>> {
+) -> Option<Exported<'a>> {
     let local_as = rib.cfg.local_as;
     let mut attrs = Cow::Borrowed(&p.attrs.attrs);
     let mut default_policy = true;
+    let mut set_priority = None;
     if !dst.cfg.filters.is_empty() {
         let ctx = RouteContext {
             prefix,
             attrs: &p.attrs.attrs,
             from_peer: p.peer != LOCAL,
             peer_type: peer_type(&dst.cfg, local_as),
-            priority: p.attrs.priority,
+            // The priority the route was installed with; the normal one when none was set.
+            priority: Some(p.attrs.priority.unwrap_or(NORMAL_ROUTE_PRIORITY)),
         };
         match policy::evaluate(&dst.cfg.filters, Direction::Export, &ctx) {
             (Verdict::Reject, _) => return None,
-            (Verdict::Accept { .. }, a) => {
+            (Verdict::Accept { priority }, a) => {
                 attrs = a;
+                set_priority = priority;
                 default_policy = false;
             }
             (Verdict::NoMatch, _) => {}
@@ -84,5 +103,8 @@ pub(crate) fn export<'a>(
     if default_policy && p.peer == LOCAL {
         rib.cfg.advertisements.apply(prefix, &mut attrs);
     }
-    Some(attrs)
+    Some(Exported {
+        attrs,
+        priority: set_priority,
+    })
 }
