@@ -19,8 +19,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    flush(args.route_protocol)
+}
+
+/// Flushes what tortie wrote with route protocol `protocol` (also `tortie agent --flush`).
+pub fn flush(protocol: u8) -> ExitCode {
     let config = KernelConfig {
-        protocol: args.route_protocol,
+        protocol,
         ..KernelConfig::default()
     };
     let kernel = match Kernel::open(Netns::current(), config) {
@@ -33,10 +38,7 @@ pub fn run(args: Args) -> ExitCode {
     // Flushing looks up no underlay: the name is not used.
     match Felix::new(kernel, String::new(), None).flush() {
         Ok(()) => {
-            println!(
-                "removed tortie's routes (protocol {}), VXLAN devices and NAT table",
-                args.route_protocol
-            );
+            println!("removed tortie's routes (protocol {protocol}), VXLAN devices and NAT table");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -71,3 +71,27 @@ fn flush_takes_the_protocol_number_the_agent_ran_with() {
     assert!(!left.contains("198.19.7.0/26"), "{left}");
     assert!(left.contains("198.19.8.0/26"), "{left}");
 }
+
+#[test]
+fn agent_flush_is_the_same_flush() {
+    if !need_root() {
+        return;
+    }
+    let ns = Netns::new("agentflush");
+    ns.ip(&["route", "add", "blackhole", "198.19.9.0/26", "proto", "116"])
+        .expect("route");
+    let out = ns
+        .command(BIN)
+        .args(["agent", "--node", "n1", "--flush"])
+        .output()
+        .expect("run tortie agent --flush");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = ns
+        .ip(&["route", "show", "type", "blackhole"])
+        .expect("ip route");
+    assert!(!left.contains("198.19.9.0/26"), "{left}");
+}

@@ -88,6 +88,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = tortie_felix::netlink::TORTIE_PROTOCOL,
           value_parser = clap::value_parser!(u8).range(5..))]
     pub(crate) route_protocol: u8,
+    /// Instead of running: remove everything the dataplane wrote to this node's kernel
+    /// (routes of `--route-protocol`, VXLAN devices, NAT table) and exit. The same as
+    /// `tortie flush`.
+    #[arg(long)]
+    pub(crate) flush: bool,
     /// A prefix this node announces to its peers besides its IPAM blocks; repeatable.
     #[arg(long = "originate", value_name = "PREFIX")]
     pub(crate) originate: Vec<IpNet>,
@@ -178,6 +183,9 @@ async fn load(args: &Args, source: &Source) -> Result<Config, String> {
 }
 
 pub fn run(mut args: Args) -> ExitCode {
+    if args.flush {
+        return crate::flush_cmd::flush(args.route_protocol);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
