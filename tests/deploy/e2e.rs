@@ -132,8 +132,8 @@ fn the_mesh_overlay_brings_every_node_into_a_ready_mesh_whose_pods_reach_each_ot
 }
 
 #[test]
-fn the_route_reflector_overlay_peers_every_node_with_the_reflector_only() {
-    let lan = Lan::new("rr", &["node-a", "node-b", "rr-1"]);
+fn the_route_reflector_overlay_peers_every_node_with_both_reflectors_only() {
+    let lan = Lan::new("rr", &["node-a", "node-b", "rr-1", "rr-2"]);
     lan.start_etcd();
     let r =
         Rendered::operator_overlay("route-reflector", &lan.endpoint(), &lan.dir.join("overlay"));
@@ -159,30 +159,34 @@ fn the_route_reflector_overlay_peers_every_node_with_the_reflector_only() {
     for p in &mut pods {
         p.start();
     }
-    let reflector = lan.nodes[2].ip.to_string();
+    let mut reflectors: Vec<String> = lan.nodes[2..].iter().map(|n| n.ip.to_string()).collect();
+    reflectors.sort();
     let node_port = readiness_port(&r, "DaemonSet", "tortie-node");
     let rr_port = readiness_port(&r, "Deployment", "tortie-route-reflector");
-    // Nodes: one session each, to the reflector (no mesh).
+    // Nodes: a session to each reflector and none to each other (no mesh).
     for i in 0..2 {
-        wait_ready(
-            &lan.nodes[i],
-            &mut pods[i..=i],
-            std::slice::from_ref(&reflector),
-            node_port,
+        wait_ready(&lan.nodes[i], &mut pods[i..=i], &reflectors, node_port);
+    }
+    // Each reflector (with NET_BIND_SERVICE only): both nodes and the other reflector (the
+    // BGPPeer selects every node, reflectors included; their shared cluster id keeps what they
+    // reflect to each other from looping).
+    for j in 2..4 {
+        let mut expected: Vec<String> = lan.nodes[..2].iter().map(|n| n.ip.to_string()).collect();
+        expected.push(lan.nodes[5 - j].ip.to_string());
+        expected.sort();
+        wait_ready(&lan.nodes[j], &mut pods[j..=j], &expected, rr_port);
+    }
+    for rr in ["rr-1", "rr-2"] {
+        let stored = lan
+            .stored_node(rr)
+            .unwrap_or_else(|| panic!("{rr} registered itself"));
+        assert_eq!(
+            stored["metadata"]["labels"]["route-reflector"], "true",
+            "{stored}"
+        );
+        assert!(
+            stored["spec"]["bgp"]["routeReflectorClusterID"].is_string(),
+            "{stored}"
         );
     }
-    // The reflector (with NET_BIND_SERVICE only): both nodes.
-    let clients: Vec<String> = lan.nodes[..2].iter().map(|n| n.ip.to_string()).collect();
-    wait_ready(&lan.nodes[2], &mut pods[2..], &clients, rr_port);
-    let stored = lan
-        .stored_node("rr-1")
-        .expect("the reflector registered itself");
-    assert_eq!(
-        stored["metadata"]["labels"]["route-reflector"], "true",
-        "{stored}"
-    );
-    assert!(
-        stored["spec"]["bgp"]["routeReflectorClusterID"].is_string(),
-        "{stored}"
-    );
 }
