@@ -43,6 +43,7 @@
 
 pub mod error;
 pub mod link;
+pub mod monitor;
 pub mod neigh;
 pub mod netns;
 pub mod nexthop;
