@@ -413,6 +413,7 @@ fn bench_inputs(n: u32) -> Inputs {
             .map(|i| BestRoute {
                 prefix: prefix(i),
                 next_hops: vec![IpAddr::V4(remote_node(i % NODES))],
+                priority: None,
             })
             .collect(),
         vxlan: Default::default(),
@@ -540,7 +541,7 @@ fn full_path(ns: &str, n: u32, reps: usize, changes: usize, planner_changes: usi
         let nh = if i % 2 == 0 { home } else { other };
         let w = felix.writes();
         let t = Instant::now();
-        planner.set_route(target, [nh]);
+        planner.set_route(target, [nh], None);
         let c = planner.take_changes();
         let planned = t.elapsed();
         let r = felix

@@ -26,6 +26,15 @@
 //! keys are looked at (routes, neighbour and FDB entries), diffed by the same
 //! [`desired::diff`] restricted to them, so one changed best route costs one route decision,
 //! a few map lookups and its one netlink message, whatever the table size.
+//!
+//! Metrics ([`desired::Route::metric`]): the kernel keys a route by (table, prefix, metric),
+//! so a route with another metric is another route. A changed metric
+//! ([`desired::Op::MoveRoute`]) is a create of the new route and, once the kernel has
+//! accepted it, a delete of the old one by its exact metric: the prefix is never without a
+//! route, and the old one never stays behind (a refused delete makes the next apply dump
+//! again). Adoption compares metrics too, and a dump that finds several routes of ours for one
+//! prefix (a crash between the two halves of a move) keeps the one with the desired metric,
+//! or else the lowest, and deletes the others.
 
 use crate::desired::{self, Changes, DesiredState, Device, Fib, Mac, Op};
 use crate::nat;
@@ -35,7 +44,7 @@ use crate::netlink::{
 };
 use ipnet::IpNet;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use tracing::{debug, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -136,12 +145,14 @@ impl Felix {
         let mut report = ApplyReport::default();
         self.ensure_devices(desired, &mut report)?;
         self.device_problems = report.device_problems.clone();
+        let want = self.usable(desired);
         if self.current.is_none() {
-            self.current = Some(self.dump()?);
+            let (fib, shadowed) = self.dump(&want)?;
+            self.current = Some(fib);
+            self.delete_shadowed(&shadowed, &mut report)?;
         }
         // The full diff covers every key, the ones to retry included.
         self.retry = Changes::default();
-        let want = self.usable(desired);
         let ops = desired::diff(self.current.as_ref().expect("dumped above"), &want);
         drop(want);
         self.write_ops(&ops, &mut report)?;
@@ -349,14 +360,22 @@ impl Felix {
             .map(|(d, _)| *d)
     }
 
-    /// Tortie's objects in the kernel, as [`Fib`]. A route of ours that tortie would not have
-    /// written (unknown device, another kind) is kept with no next hops, so that the diff
-    /// replaces or deletes it.
-    fn dump(&mut self) -> Result<Fib, FelixError> {
+    /// Tortie's objects in the kernel, as [`Fib`], and the routes of ours that a [`Fib`]
+    /// cannot hold. A route of ours that tortie would not have written (unknown device,
+    /// another kind) is kept with no next hops, so that the diff replaces or deletes it.
+    ///
+    /// A [`Fib`] holds one route per prefix, the kernel one per (prefix, metric): after a
+    /// crash between the two halves of a metric change, or an `ip route add ... metric N` by
+    /// hand, a prefix has several. The one with `want`'s metric is kept (it is right, or is
+    /// replaced in place), else the lowest metric (the one forwarding now; the diff moves
+    /// it); the others are returned, to be deleted.
+    fn dump(&mut self, want: &Fib) -> Result<(Fib, Vec<KernelRoute>), FelixError> {
         let mut fib = Fib::default();
+        let mut by_prefix: BTreeMap<IpNet, Vec<(KernelRoute, desired::Route)>> = BTreeMap::new();
         for r in self.kernel.dump_routes()? {
+            let metric = desired::canonical_metric(&r.prefix, r.metric);
             let route = match &r.kind {
-                RouteKind::Blackhole => desired::Route::Blackhole,
+                RouteKind::Blackhole if metric == 0 => desired::Route::Blackhole,
                 RouteKind::Unicast(nhs) => {
                     let mapped: Option<Vec<desired::NextHop>> = nhs
                         .iter()
@@ -368,13 +387,27 @@ impl Felix {
                             })
                         })
                         .collect();
-                    desired::Route::unicast(mapped.unwrap_or_default(), r.prefsrc)
+                    desired::Route::unicast(mapped.unwrap_or_default(), r.prefsrc, metric)
                 }
+                // A blackhole with a metric is not one tortie writes: it has to move.
+                RouteKind::Blackhole => desired::Route::unicast(Vec::new(), None, metric),
                 RouteKind::Nexthop(_) | RouteKind::Other(_) => {
-                    desired::Route::unicast(Vec::new(), None)
+                    desired::Route::unicast(Vec::new(), None, metric)
                 }
             };
-            fib.routes.insert(r.prefix, route);
+            by_prefix.entry(r.prefix).or_default().push((r, route));
+        }
+        let mut shadowed = Vec::new();
+        for (prefix, mut routes) in by_prefix {
+            let wanted = want.routes.get(&prefix).map(desired::Route::metric);
+            let keep = routes
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (k, d))| (Some(d.metric()) != wanted, k.metric))
+                .map_or(0, |(i, _)| i);
+            let (_, route) = routes.swap_remove(keep);
+            fib.routes.insert(prefix, route);
+            shadowed.extend(routes.into_iter().map(|(k, _)| k));
         }
         for dev in [Device::Vxlan, Device::VxlanV6] {
             let Some(&index) = self.ifindex.get(&dev) else {
@@ -397,11 +430,43 @@ impl Felix {
         }
         info!(
             routes = fib.routes.len(),
+            shadowed = shadowed.len(),
             neighbours = fib.neighbours.len(),
             fdb = fib.fdb.len(),
             "adopted tortie's kernel state"
         );
-        Ok(fib)
+        Ok((fib, shadowed))
+    }
+
+    /// Deletes routes of ours that [`Felix::dump`] found beside the one it kept for their
+    /// prefix (each named by its exact metric). One already gone is not a failure; one the
+    /// kernel refuses is reported, and found again by the next dump.
+    fn delete_shadowed(
+        &mut self,
+        shadowed: &[KernelRoute],
+        report: &mut ApplyReport,
+    ) -> Result<(), FelixError> {
+        if shadowed.is_empty() {
+            return Ok(());
+        }
+        info!(
+            routes = shadowed.len(),
+            "deleting routes of ours shadowed by another metric of the same prefix"
+        );
+        let ops: Vec<RouteOp> = shadowed.iter().cloned().map(RouteOp::Delete).collect();
+        report.ops += ops.len();
+        let batch = self.kernel.apply_routes(&ops)?;
+        for f in batch.failures {
+            if f.error.errno() == Some(libc::ESRCH) {
+                continue;
+            }
+            if let Some(op) = ops.get(f.index) {
+                report
+                    .failures
+                    .push(format!("delete {}: {}", op.route(), f.error));
+            }
+        }
+        Ok(())
     }
 
     fn kernel_route(&self, prefix: IpNet, route: &desired::Route) -> Option<KernelRoute> {
@@ -421,11 +486,29 @@ impl Felix {
                     .collect::<Option<Vec<_>>>()?,
             ),
         };
-        let mut r = self.kernel.route(prefix, kind);
+        // Canonical metric 0 is written as no RTA_PRIORITY: the kernel's default, as before
+        // routes had metrics (IPv6 makes it 1024).
+        let mut r = self.kernel.route(prefix, kind).with_metric(route.metric());
         if let desired::Route::Unicast { prefsrc, .. } = route {
             r.prefsrc = *prefsrc;
         }
         Some(r)
+    }
+
+    /// The delete of the kernel route `route` of `prefix`: our protocol and its exact metric
+    /// (IPv6's default spelt out, as 0 would match any metric). An IPv4 metric 0 cannot be
+    /// spelt out; the kernel then deletes our lowest-metric route of the prefix, which is
+    /// the metric 0 one whenever it exists. Only if someone removed it behind our back can
+    /// such a delete take another route of ours for the prefix (the new one of a move): the
+    /// prefix then stays as unrouted as the removal left it until the next repair, which puts
+    /// the desired route back.
+    fn delete_op(&self, prefix: IpNet, route: &desired::Route) -> RouteOp {
+        let metric = desired::kernel_metric(&prefix, route.metric());
+        RouteOp::Delete(
+            self.kernel
+                .route(prefix, RouteKind::Blackhole)
+                .with_metric(metric),
+        )
     }
 
     /// Writes `ops` (a diff against `current`), batched per kind in their order, and records
@@ -485,20 +568,28 @@ impl Felix {
     ) -> Result<(Vec<usize>, bool), FelixError> {
         let mut failed = Vec::new();
         let mut index_map = Vec::new();
+        // The second halves of moves: (index in chunk, delete of the old route).
+        let mut moves: Vec<(usize, RouteOp)> = Vec::new();
         let batch = match kind {
             Kind::Route => {
                 let mut ops = Vec::new();
                 for (k, op) in chunk.iter().enumerate() {
                     let r = match op {
-                        Op::DelRoute { prefix, .. } => Some(RouteOp::Delete(
-                            self.kernel.route(*prefix, RouteKind::Blackhole),
-                        )),
+                        Op::DelRoute { prefix, route } => Some(self.delete_op(*prefix, route)),
                         Op::AddRoute { prefix, route } => {
                             self.kernel_route(*prefix, route).map(RouteOp::Create)
                         }
                         Op::ReplaceRoute { prefix, route } => {
                             self.kernel_route(*prefix, route).map(RouteOp::Replace)
                         }
+                        Op::MoveRoute {
+                            prefix,
+                            from,
+                            route,
+                        } => self.kernel_route(*prefix, route).map(|r| {
+                            moves.push((k, self.delete_op(*prefix, from)));
+                            RouteOp::Create(r)
+                        }),
                         _ => None,
                     };
                     match r {
@@ -575,7 +666,52 @@ impl Felix {
                 failed.push(k);
             }
         }
-        Ok((failed, !batch.unconfirmed.is_empty()))
+        let mut unknown = !batch.unconfirmed.is_empty();
+        if !moves.is_empty() {
+            unknown |= self.finish_moves(chunk, moves, &mut failed, report)?;
+        }
+        Ok((failed, unknown))
+    }
+
+    /// The second half of the moves of a route chunk: deletes the old route of each move whose
+    /// new route the kernel accepted (a refused one leaves the old in place, still routing).
+    /// Returns whether the kernel's state is unknown: a delete refused after its add went in
+    /// leaves both routes, which a [`Fib`] cannot describe, so the next apply dumps again.
+    fn finish_moves(
+        &mut self,
+        chunk: &[Op],
+        moves: Vec<(usize, RouteOp)>,
+        failed: &mut Vec<usize>,
+        report: &mut ApplyReport,
+    ) -> Result<bool, FelixError> {
+        let mut added = vec![true; chunk.len()];
+        for &k in failed.iter() {
+            added[k] = false;
+        }
+        let (index, deletes): (Vec<usize>, Vec<RouteOp>) =
+            moves.into_iter().filter(|(k, _)| added[*k]).unzip();
+        if deletes.is_empty() {
+            return Ok(false);
+        }
+        let batch = self.kernel.apply_routes(&deletes)?;
+        let mut unknown = !batch.unconfirmed.is_empty();
+        for f in &batch.failures {
+            // Already gone (deleted by hand): the move is complete all the same.
+            if f.error.errno() == Some(libc::ESRCH) {
+                continue;
+            }
+            if let Some(&k) = index.get(f.index) {
+                failed.push(k);
+                unknown = true;
+                report.failures.push(format!("{:?}: {}", chunk[k], f.error));
+            }
+        }
+        for &u in &batch.unconfirmed {
+            if let Some(&k) = index.get(u) {
+                failed.push(k);
+            }
+        }
+        Ok(unknown)
     }
 }
 
@@ -584,7 +720,8 @@ fn retry_key(c: &mut Changes, op: &Op) {
     match op {
         Op::DelRoute { prefix, .. }
         | Op::AddRoute { prefix, .. }
-        | Op::ReplaceRoute { prefix, .. } => {
+        | Op::ReplaceRoute { prefix, .. }
+        | Op::MoveRoute { prefix, .. } => {
             c.routes.insert(*prefix);
         }
         Op::AddNeighbour(n) | Op::ReplaceNeighbour(n) | Op::DelNeighbour(n) => {
@@ -605,7 +742,10 @@ enum Kind {
 
 fn op_kind(op: &Op) -> Kind {
     match op {
-        Op::DelRoute { .. } | Op::AddRoute { .. } | Op::ReplaceRoute { .. } => Kind::Route,
+        Op::DelRoute { .. }
+        | Op::AddRoute { .. }
+        | Op::ReplaceRoute { .. }
+        | Op::MoveRoute { .. } => Kind::Route,
         Op::AddNeighbour(_) | Op::ReplaceNeighbour(_) | Op::DelNeighbour(_) => Kind::Neighbour,
         Op::AddFdb(_) | Op::ReplaceFdb(_) | Op::DelFdb(_) => Kind::Fdb,
     }

@@ -1,7 +1,8 @@
-//! `Felix::apply_changes` against the kernel: after any sequence of planner updates, each applied
-//! with only its changed keys, the namespace holds exactly what a fresh felix applying the full
-//! desired state would write (it adopts everything and writes nothing), and felix's own record of
-//! the kernel is the desired FIB. Also: one moved block against a large table is one message.
+//! `Felix::apply_changes` against the kernel: after any sequence of planner updates (route
+//! metrics changing among them), each applied with only its changed keys, the namespace holds
+//! exactly what a fresh felix applying the full desired state would write (it adopts everything
+//! and writes nothing), and felix's own record of the kernel is the desired FIB. Also: one moved
+//! block against a large table is one message.
 //!
 //! One namespace per test with a veth underlay `eth0` (its peer in the same namespace) (198.18.1.10/24, 2001:db8:1::10/64, default
 //! routes via 198.18.1.1 and fe80::1); VXLAN and host-gw pools of both families (no IPIP: this
@@ -93,15 +94,32 @@ fn pools(v4: EncapMode, v6: EncapMode, nat: bool) -> Vec<Pool> {
 }
 
 fn inputs(pools: Vec<Pool>, blocks: Vec<IpNet>, routes: &BTreeMap<IpNet, Vec<IpAddr>>) -> Inputs {
+    inputs_with_priorities(
+        pools,
+        blocks,
+        &routes
+            .iter()
+            .map(|(p, nhs)| (*p, (nhs.clone(), None)))
+            .collect(),
+    )
+}
+
+/// Best routes with their priorities (the metric of their kernel route).
+fn inputs_with_priorities(
+    pools: Vec<Pool>,
+    blocks: Vec<IpNet>,
+    routes: &BTreeMap<IpNet, (Vec<IpAddr>, Option<u32>)>,
+) -> Inputs {
     Inputs {
         node: node(),
         pools,
         blocks,
         routes: routes
             .iter()
-            .map(|(p, nhs)| BestRoute {
+            .map(|(p, (nhs, priority))| BestRoute {
                 prefix: *p,
                 next_hops: nhs.clone(),
+                priority: *priority,
             })
             .collect(),
         vxlan: VxlanSettings::default(),
@@ -167,9 +185,14 @@ fn arb_prefix() -> impl Strategy<Value = IpNet> {
     ]
 }
 
+/// No priority (the kernel's default metric), or one; IPv6's 1024 is its default spelt out.
+fn arb_priority() -> impl Strategy<Value = Option<u32>> {
+    prop_oneof![3 => Just(None), 1 => Just(Some(512)), 1 => Just(Some(1024)), 1 => Just(Some(2048))]
+}
+
 #[derive(Clone, Debug)]
 enum Update {
-    SetRoute(IpNet, Vec<IpAddr>),
+    SetRoute(IpNet, Vec<IpAddr>, Option<u32>),
     RemoveRoute(IpNet),
     SetBlocks(Vec<IpNet>),
     SetPools(EncapMode, EncapMode, bool),
@@ -177,8 +200,8 @@ enum Update {
 
 fn arb_update() -> impl Strategy<Value = Update> {
     prop_oneof![
-        10 => (arb_prefix(), prop::collection::vec(arb_next_hop(), 0..3))
-            .prop_map(|(p, nhs)| Update::SetRoute(p, nhs)),
+        10 => (arb_prefix(), prop::collection::vec(arb_next_hop(), 0..3), arb_priority())
+            .prop_map(|(p, nhs, m)| Update::SetRoute(p, nhs, m)),
         3 => arb_prefix().prop_map(Update::RemoveRoute),
         1 => prop::collection::vec(arb_prefix(), 0..2).prop_map(Update::SetBlocks),
         1 => (arb_mode(), arb_mode_v6(), any::<bool>()).prop_map(|(a, b, n)| Update::SetPools(a, b, n)),
@@ -187,7 +210,7 @@ fn arb_update() -> impl Strategy<Value = Update> {
 
 fn update(p: &mut Planner, u: &Update) {
     match u.clone() {
-        Update::SetRoute(prefix, nhs) => p.set_route(prefix, nhs),
+        Update::SetRoute(prefix, nhs, priority) => p.set_route(prefix, nhs, priority),
         Update::RemoveRoute(prefix) => p.remove_route(prefix),
         Update::SetBlocks(b) => p.set_blocks(b),
         Update::SetPools(a, b, nat) => p.set_pools(pools(a, b, nat)),
@@ -204,7 +227,7 @@ proptest! {
         (v4, v6, nat) in (arb_mode(), arb_mode_v6(), any::<bool>()),
         routes in prop::collection::btree_map(
             arb_prefix().prop_map(|p| p.trunc()),
-            prop::collection::vec(arb_next_hop(), 1..3),
+            (prop::collection::vec(arb_next_hop(), 1..3), arb_priority()),
             0..8,
         ),
         updates in prop::collection::vec(arb_update(), 1..16),
@@ -212,7 +235,7 @@ proptest! {
     ) {
         let ns = namespace();
         let mut f = felix(&ns);
-        let mut planner = Planner::new(&inputs(pools(v4, v6, nat), vec![net("198.19.0.0/26")], &routes));
+        let mut planner = Planner::new(&inputs_with_priorities(pools(v4, v6, nat), vec![net("198.19.0.0/26")], &routes));
         no_failures(f.apply(planner.state()).expect("apply"));
         // Updates applied `batch` at a time, with the changes of the batch.
         for chunk in updates.chunks(batch) {
@@ -265,15 +288,15 @@ fn moving_blocks_writes_only_what_changed() {
     };
     let block = net("198.19.0.16/28"); // on 198.18.2.21: through VXLAN
 
-    planner.set_route(block, [ip("198.18.1.22")]);
+    planner.set_route(block, [ip("198.18.1.22")], None);
     let (ops, writes, _) = step(&mut planner, &mut f, "to a same-subnet node");
     assert_eq!((ops, writes), (1, 1));
 
-    planner.set_route(block, [ip("198.18.3.99")]);
+    planner.set_route(block, [ip("198.18.3.99")], None);
     let (ops, writes, c) = step(&mut planner, &mut f, "to a new VXLAN node");
     assert_eq!((ops, writes), (3, 3), "FDB, neighbour, route: {c:?}");
 
-    planner.set_route(block, [ip("198.18.2.21")]);
+    planner.set_route(block, [ip("198.18.2.21")], None);
     let (ops, writes, _) = step(&mut planner, &mut f, "back");
     assert_eq!(
         (ops, writes),
@@ -346,7 +369,7 @@ fn refused_keys_are_retried_by_the_next_apply_changes() {
         "proto",
         "static",
     ]));
-    planner.set_route(net("198.19.3.0/26"), [ip("198.18.1.22")]);
+    planner.set_route(net("198.19.3.0/26"), [ip("198.18.1.22")], None);
     let c = planner.take_changes();
     let r = f.apply_changes(planner.state(), &c).expect("apply_changes");
     assert_eq!(r.failures.len(), 1, "{r:?}");

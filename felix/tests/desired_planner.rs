@@ -78,6 +78,17 @@ fn arb_next_hop() -> impl Strategy<Value = IpAddr> {
     ]
 }
 
+/// A BGPFilter `setPriority`, or none: 0 and (for IPv6) 1024 are the kernel's default metric.
+fn arb_priority() -> impl Strategy<Value = Option<u32>> {
+    prop_oneof![
+        4 => Just(None),
+        1 => Just(Some(0)),
+        2 => Just(Some(512)),
+        1 => Just(Some(1024)),
+        1 => Just(Some(2048)),
+    ]
+}
+
 fn arb_prefix() -> impl Strategy<Value = IpNet> {
     prop_oneof![
         // In the IPIP pool, the VXLAN pool, or outside both; /26 or /32.
@@ -112,7 +123,7 @@ fn arb_pools() -> impl Strategy<Value = Vec<Pool>> {
 
 #[derive(Clone, Debug)]
 enum Update {
-    SetRoute(IpNet, Vec<IpAddr>),
+    SetRoute(IpNet, Vec<IpAddr>, Option<u32>),
     RemoveRoute(IpNet),
     SetBlocks(Vec<IpNet>),
     SetPools(Vec<Pool>),
@@ -126,8 +137,8 @@ enum Update {
 
 fn arb_update() -> impl Strategy<Value = Update> {
     prop_oneof![
-        12 => (arb_prefix(), prop::collection::vec(arb_next_hop(), 0..4))
-            .prop_map(|(p, nhs)| Update::SetRoute(p, nhs)),
+        12 => (arb_prefix(), prop::collection::vec(arb_next_hop(), 0..4), arb_priority())
+            .prop_map(|(p, nhs, m)| Update::SetRoute(p, nhs, m)),
         4 => arb_prefix().prop_map(Update::RemoveRoute),
         2 => prop::collection::vec(arb_prefix(), 0..3).prop_map(Update::SetBlocks),
         1 => arb_pools().prop_map(Update::SetPools),
@@ -142,7 +153,7 @@ struct Model {
     node: LocalNode,
     pools: Vec<Pool>,
     blocks: Vec<IpNet>,
-    routes: BTreeMap<IpNet, Vec<IpAddr>>,
+    routes: BTreeMap<IpNet, (Vec<IpAddr>, Option<u32>)>,
 }
 
 impl Model {
@@ -154,9 +165,10 @@ impl Model {
             routes: self
                 .routes
                 .iter()
-                .map(|(p, nhs)| BestRoute {
+                .map(|(p, (nhs, priority))| BestRoute {
                     prefix: *p,
                     next_hops: nhs.clone(),
+                    priority: *priority,
                 })
                 .collect(),
             vxlan: VxlanSettings::default(),
@@ -165,9 +177,9 @@ impl Model {
 
     fn apply(&mut self, u: &Update, planner: &mut Planner) {
         match u.clone() {
-            Update::SetRoute(p, nhs) => {
-                self.routes.insert(p.trunc(), nhs.clone());
-                planner.set_route(p, nhs);
+            Update::SetRoute(p, nhs, priority) => {
+                self.routes.insert(p.trunc(), (nhs.clone(), priority));
+                planner.set_route(p, nhs, priority);
             }
             Update::RemoveRoute(p) => {
                 self.routes.remove(&p.trunc());
@@ -209,7 +221,7 @@ fn arb_start() -> impl Strategy<Value = Model> {
         prop::collection::vec(arb_prefix(), 0..3),
         prop::collection::btree_map(
             arb_prefix().prop_map(|p| p.trunc()),
-            prop::collection::vec(arb_next_hop(), 0..4),
+            (prop::collection::vec(arb_next_hop(), 0..4), arb_priority()),
             0..8,
         ),
     )
@@ -313,6 +325,7 @@ fn vxlan_inputs(n: u32, nodes: u32) -> Inputs {
                     1 + (i % nodes) as u8 % 2,
                     20 + (i % nodes) as u8,
                 ))],
+                priority: None,
             })
             .collect(),
         vxlan: VxlanSettings::default(),
@@ -324,7 +337,7 @@ fn one_moved_block_changes_one_route_and_no_entry() {
     let mut p = Planner::new(&vxlan_inputs(10_000, 50));
     let prefix = net("10.0.1.0/26"); // block 4, on a node in the other subnet
     let before = p.route(&prefix).unwrap().to_vec();
-    p.set_route(prefix, [ip("198.18.2.21")]);
+    p.set_route(prefix, [ip("198.18.2.21")], None);
     let c = p.take_changes();
     assert_eq!(c.routes, [prefix].into_iter().collect::<BTreeSet<_>>());
     assert!(
@@ -332,9 +345,9 @@ fn one_moved_block_changes_one_route_and_no_entry() {
         "{c:?}"
     );
     // Setting the same route again changes nothing.
-    p.set_route(prefix, [ip("198.18.2.21")]);
+    p.set_route(prefix, [ip("198.18.2.21")], None);
     assert!(p.take_changes().is_empty());
-    p.set_route(prefix, before);
+    p.set_route(prefix, before, None);
     assert_eq!(p.take_changes().routes.len(), 1);
 }
 
@@ -342,7 +355,7 @@ fn one_moved_block_changes_one_route_and_no_entry() {
 fn first_and_last_route_to_a_vxlan_node_add_and_remove_its_entries() {
     let mut p = Planner::new(&vxlan_inputs(100, 10));
     let new_node = ip("198.18.7.7");
-    p.set_route(net("10.200.0.0/26"), [new_node]);
+    p.set_route(net("10.200.0.0/26"), [new_node], None);
     let c = p.take_changes();
     assert_eq!(c.routes.len(), 1);
     assert_eq!(
@@ -354,7 +367,7 @@ fn first_and_last_route_to_a_vxlan_node_add_and_remove_its_entries() {
         [(Device::Vxlan, vtep_mac(new_node))].into_iter().collect()
     );
     // A second block on the same node: only its route.
-    p.set_route(net("10.200.0.64/26"), [new_node]);
+    p.set_route(net("10.200.0.64/26"), [new_node], None);
     let c = p.take_changes();
     assert_eq!((c.routes.len(), c.neighbours.len(), c.fdb.len()), (1, 0, 0));
     p.remove_route(net("10.200.0.0/26"));
@@ -381,6 +394,7 @@ fn a_collision_that_appears_and_goes_moves_the_loser_s_routes() {
     i.routes = vec![BestRoute {
         prefix: net("2001:db8:ff:6::/122"),
         next_hops: vec![IpAddr::V6(hi)],
+        priority: None,
     }];
     let mut p = Planner::new(&i);
     assert!(
@@ -390,7 +404,7 @@ fn a_collision_that_appears_and_goes_moves_the_loser_s_routes() {
             .contains_key(&net("2001:db8:ff:6::/122"))
     );
     // The lower address appears: it keeps the MAC, the route via the higher one goes.
-    p.set_route(net("2001:db8:ff:5::/122"), [IpAddr::V6(lo)]);
+    p.set_route(net("2001:db8:ff:5::/122"), [IpAddr::V6(lo)], None);
     let c = p.take_changes();
     assert_eq!(c.routes.len(), 2, "{c:?}");
     assert!(

@@ -278,8 +278,9 @@ fn take_routes(planner: &mut Planner, changes: Vec<RouteChange>) {
     for c in changes {
         match c.route {
             // This node's own prefixes come from IPAM (blocks), not from the RIB.
+            // `priority` (a BGPFilter `setPriority` on import) is the kernel route's metric.
             Some(r) if !r.local && !r.next_hops.is_empty() => {
-                planner.set_route(c.prefix, r.next_hops)
+                planner.set_route(c.prefix, r.next_hops, r.priority)
             }
             _ => planner.remove_route(c.prefix),
         }

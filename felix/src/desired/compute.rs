@@ -225,12 +225,14 @@ impl Rules {
     }
 
     /// The second step: the route from the decided next hops, without those towards a VTEP
-    /// that lost its MAC to another. `None` = no usable next hop, nothing is installed
-    /// ([`Problem::NoUsableNextHop`], which the caller records).
+    /// that lost its MAC to another, with the best route's `metric` (canonical). `None` = no
+    /// usable next hop, nothing is installed ([`Problem::NoUsableNextHop`], which the caller
+    /// records).
     pub(crate) fn finish(
         &self,
         prefix: IpNet,
         mut nhs: Vec<NextHop>,
+        metric: u32,
         dropped: &HashSet<(Device, IpAddr)>,
     ) -> Option<Route> {
         if !dropped.is_empty() {
@@ -244,7 +246,7 @@ impl Rules {
         } else {
             None
         };
-        Some(Route::unicast(nhs, prefsrc))
+        Some(Route::unicast(nhs, prefsrc, metric))
     }
 
     /// What one of our own blocks becomes: a blackhole, never for a single address.

@@ -15,12 +15,23 @@ use super::types::*;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "op")]
 pub enum Op {
-    /// `RTM_DELROUTE` of a route `current` holds (the route as it is, for type and next hops).
+    /// `RTM_DELROUTE` of a route `current` holds (the route as it is: its metric names the
+    /// kernel route to delete).
     DelRoute { prefix: IpNet, route: Route },
     /// `RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_EXCL`.
     AddRoute { prefix: IpNet, route: Route },
-    /// `RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_REPLACE` of an existing route.
+    /// `RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_REPLACE` of an existing route with the same
+    /// metric.
     ReplaceRoute { prefix: IpNet, route: Route },
+    /// A route whose metric changes. The kernel keys routes by (table, prefix, metric), so a
+    /// replace would leave the old one in place: `route` is added (`NLM_F_CREATE |
+    /// NLM_F_EXCL`) next to `from`, then `from` deleted, so the prefix is never without a
+    /// route. One operation, two messages.
+    MoveRoute {
+        prefix: IpNet,
+        from: Route,
+        route: Route,
+    },
     /// `RTM_NEWNEIGH` (`NUD_PERMANENT`, `NLM_F_CREATE | NLM_F_EXCL`).
     AddNeighbour(Neighbour),
     /// `RTM_NEWNEIGH` with `NLM_F_REPLACE`: the MAC of an existing `(device, addr)` changes.
@@ -43,7 +54,7 @@ pub enum Op {
 /// 2. FDB entries for `(device, mac)`s that stay or appear (adds before deletes per MAC, so a
 ///    MAC never loses its remote);
 /// 3. neighbour adds and replaces (a route's on-link gateway resolves before the route exists);
-/// 4. route adds and replaces;
+/// 4. route adds, replaces and moves (a changed metric: [`Op::MoveRoute`]);
 /// 5. deletes of stale neighbours (no route uses them any more);
 /// 6. deletes of FDB entries of MACs that go away.
 ///
@@ -84,7 +95,13 @@ pub fn diff(current: &Fib, desired: &Fib) -> Vec<Op> {
             Ordering::Equal => {
                 let ((prefix, have), (_, want)) =
                     (cur.next().expect("peeked"), des.next().expect("peeked"));
-                if !have.equivalent(want) {
+                if have.metric() != want.metric() {
+                    route_writes.push(Op::MoveRoute {
+                        prefix: *prefix,
+                        from: have.clone(),
+                        route: want.normalized(),
+                    });
+                } else if !have.equivalent(want) {
                     route_writes.push(Op::ReplaceRoute {
                         prefix: *prefix,
                         route: want.normalized(),
@@ -179,6 +196,10 @@ pub enum ApplyError {
     RouteExists(IpNet),
     #[error("no route {0}")]
     NoSuchRoute(IpNet),
+    #[error("no route {0} with metric {1}")]
+    NoSuchMetric(IpNet, u32),
+    #[error("a replace of {0} changes its metric (the kernel would add a second route)")]
+    ReplaceChangesMetric(IpNet),
     #[error("neighbour {1} on {0:?} already exists")]
     NeighbourExists(Device, IpAddr),
     #[error("no neighbour {1} on {0:?}")]
@@ -193,13 +214,20 @@ pub enum ApplyError {
 
 impl Fib {
     /// Apply one operation as the kernel would, refusing what the kernel would refuse
-    /// (adding what exists, replacing or deleting what does not).
+    /// (adding what exists, replacing or deleting what does not, a delete or move naming
+    /// another metric than the route has, a move to the metric it has) and what this model
+    /// of one route per prefix cannot hold (a replace that changes the metric).
     pub fn apply(&mut self, op: &Op) -> Result<(), ApplyError> {
         match op {
-            Op::DelRoute { prefix, .. } => {
-                self.routes
-                    .remove(prefix)
+            Op::DelRoute { prefix, route } => {
+                let have = self
+                    .routes
+                    .get(prefix)
                     .ok_or(ApplyError::NoSuchRoute(*prefix))?;
+                if have.metric() != route.metric() {
+                    return Err(ApplyError::NoSuchMetric(*prefix, route.metric()));
+                }
+                self.routes.remove(prefix);
             }
             Op::AddRoute { prefix, route } => {
                 if self.routes.contains_key(prefix) {
@@ -212,6 +240,26 @@ impl Fib {
                     .routes
                     .get_mut(prefix)
                     .ok_or(ApplyError::NoSuchRoute(*prefix))?;
+                if r.metric() != route.metric() {
+                    return Err(ApplyError::ReplaceChangesMetric(*prefix));
+                }
+                *r = route.clone();
+            }
+            Op::MoveRoute {
+                prefix,
+                from,
+                route,
+            } => {
+                let r = self
+                    .routes
+                    .get_mut(prefix)
+                    .ok_or(ApplyError::NoSuchRoute(*prefix))?;
+                if r.metric() != from.metric() {
+                    return Err(ApplyError::NoSuchMetric(*prefix, from.metric()));
+                }
+                if r.metric() == route.metric() {
+                    return Err(ApplyError::RouteExists(*prefix));
+                }
                 *r = route.clone();
             }
             Op::AddNeighbour(n) => {

@@ -8,7 +8,8 @@
 //! [`Inputs`]: this node ([`LocalNode`]: name, IPv4 and/or IPv6 address *with its configured
 //! prefix length*, the [`Underlay`] device with its default gateways and MTU), every IP
 //! [`Pool`] (enabled or not), this node's affine blocks, and the [`BestRoute`]s of the Loc-RIB
-//! (prefix + ECMP next hops; a next hop is the remote node's address, as in Calico).
+//! (prefix + ECMP next hops, a next hop being the remote node's address as in Calico, and an
+//! optional priority: the route's metric, see below).
 //!
 //! [`DesiredState`]: the [`Fib`] (routes keyed by prefix, VXLAN neighbour and FDB entries), the
 //! [`Tunnels`] to create, the [`NatOutgoing`] description, and the [`Problem`]s met.
@@ -111,6 +112,17 @@
 //! (`rp_filter` = 0, with `all` not stricter; even loose filtering drops packets arriving on
 //! an address-less device whose source routes back elsewhere), which the reconciler sets.
 //!
+//! # Route metrics
+//!
+//! A best route may carry a priority ([`BestRoute::priority`], from a BGPFilter `setPriority`
+//! on import): the metric of its kernel route, lower wins. [`Route::metric`] holds it in one
+//! canonical form ([`canonical_metric`]): 0 = no `RTA_PRIORITY` written, the kernel's default
+//! (metric 0 for IPv4, 1024 for IPv6, so an IPv6 priority of 1024 is 0 too). A best route
+//! without a priority is written as before priorities existed. Entries merged for one prefix
+//! keep the lowest priority; blackholes of our own blocks have none. The kernel keys a route
+//! by (table, prefix, metric), so a changed metric is not a replace but an [`Op::MoveRoute`]:
+//! the new route is added beside the old one, then the old one deleted.
+//!
 //! # Incremental updates
 //!
 //! The rules above are written once (`compute.rs`: the decision for one route, the finishing
@@ -132,7 +144,8 @@
 //! [`diff`] compares two [`Fib`]s (the current one as read back from the kernel holds only
 //! tortie-owned objects) and returns the minimal [`Op`]s in a safe, deterministic order:
 //! stale routes are deleted first, FDB and neighbour entries appear before the routes that use
-//! them, stale neighbours and FDB entries go last. One changed route is one [`Op`].
+//! them, stale neighbours and FDB entries go last. One changed route is one [`Op`] (a
+//! [`Op::MoveRoute`] when its metric changes).
 //! [`Fib::apply`] models the kernel's handling of each operation.
 
 mod compute;

@@ -109,6 +109,25 @@ struct Collision {
     problems: Vec<Problem>,
 }
 
+/// One best route as the planner keeps it: next hops sorted and without duplicates, the
+/// metric canonical ([`canonical_metric`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Best {
+    next_hops: Vec<IpAddr>,
+    metric: u32,
+}
+
+impl Best {
+    fn new(prefix: &IpNet, mut next_hops: Vec<IpAddr>, priority: Option<u32>) -> Best {
+        next_hops.sort_unstable();
+        next_hops.dedup();
+        Best {
+            next_hops,
+            metric: canonical_metric(prefix, priority.unwrap_or(0)),
+        }
+    }
+}
+
 /// Inputs and desired state, kept in step.
 ///
 /// * [`Planner::new`] computes everything once (this is what [`super::compute`] does).
@@ -131,8 +150,8 @@ pub struct Planner {
     rules: Rules,
     /// Our own blocks, canonical.
     blocks: BTreeSet<IpNet>,
-    /// The best routes: canonical prefix → next hops, sorted, without duplicates.
-    best: BTreeMap<IpNet, Vec<IpAddr>>,
+    /// The best routes, by canonical prefix.
+    best: BTreeMap<IpNet, Best>,
     /// VXLAN remotes referenced by the decided next hops of some route, with their count.
     refs: HashMap<(Device, IpAddr), u32>,
     /// The referenced VXLAN remotes per `(device, VTEP MAC)`.
@@ -160,17 +179,20 @@ impl Planner {
             .filter_map(|b| Rules::own_block_route(b).map(|r| (*b, r)))
             .collect();
 
-        // Best routes, merged per canonical prefix.
-        let mut best: BTreeMap<IpNet, Vec<IpAddr>> = BTreeMap::new();
+        // Best routes, merged per canonical prefix: every next hop, the lowest priority.
+        let mut merged: BTreeMap<IpNet, (Vec<IpAddr>, Option<u32>)> = BTreeMap::new();
         for r in &inputs.routes {
-            best.entry(r.prefix.trunc())
-                .or_default()
-                .extend(r.next_hops.iter().copied());
+            let (nhs, priority) = merged.entry(r.prefix.trunc()).or_default();
+            nhs.extend(r.next_hops.iter().copied());
+            *priority = match (*priority, r.priority) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        for nhs in best.values_mut() {
-            nhs.sort_unstable();
-            nhs.dedup();
-        }
+        let best: BTreeMap<IpNet, Best> = merged
+            .into_iter()
+            .map(|(prefix, (nhs, priority))| (prefix, Best::new(&prefix, nhs, priority)))
+            .collect();
 
         let mut p = Planner {
             state: DesiredState {
@@ -189,25 +211,25 @@ impl Planner {
         };
 
         // First pass: a decision for every remote route, counting the VXLAN remotes.
-        let mut decided: Vec<(IpNet, Vec<NextHop>)> = Vec::with_capacity(best.len());
+        let mut decided: Vec<(IpNet, Vec<NextHop>, u32)> = Vec::with_capacity(best.len());
         let mut dirty = Vec::new();
-        for (prefix, nhs) in &best {
+        for (prefix, b) in &best {
             if p.blocks.contains(prefix) {
                 continue; // our block: the blackhole (or nothing, for a /32 or /128) stands
             }
-            let d = p.rules.decide(*prefix, nhs, |pr| {
+            let d = p.rules.decide(*prefix, &b.next_hops, |pr| {
                 problems.insert(pr);
             });
             p.count(&d, 1, &mut dirty);
-            decided.push((*prefix, d));
+            decided.push((*prefix, d, b.metric));
         }
         p.best = best;
         p.state.problems = problems;
         // VTEP MAC collisions, and the neighbour and FDB entries of the remotes that keep theirs.
         p.settle(dirty);
         // Second pass: the routes.
-        for (prefix, d) in decided {
-            match p.rules.finish(prefix, d, &p.dropped) {
+        for (prefix, d, metric) in decided {
+            match p.rules.finish(prefix, d, metric, &p.dropped) {
                 Some(r) => {
                     routes.insert(prefix, r);
                 }
@@ -231,8 +253,8 @@ impl Planner {
         self.state
     }
 
-    /// The current inputs, canonical (one route per prefix, sorted next hops, canonical blocks
-    /// and pools).
+    /// The current inputs, canonical (one route per prefix, sorted next hops, a priority only
+    /// where the metric is not the kernel's default, canonical blocks and pools).
     pub fn inputs(&self) -> Inputs {
         Inputs {
             node: self.rules.node.clone(),
@@ -241,9 +263,10 @@ impl Planner {
             routes: self
                 .best
                 .iter()
-                .map(|(p, nhs)| BestRoute {
+                .map(|(p, b)| BestRoute {
                     prefix: *p,
-                    next_hops: nhs.clone(),
+                    next_hops: b.next_hops.clone(),
+                    priority: (b.metric != 0).then_some(b.metric),
                 })
                 .collect(),
             vxlan: self.rules.vxlan,
@@ -252,7 +275,15 @@ impl Planner {
 
     /// The next hops of the best route for `prefix`, if there is one.
     pub fn route(&self, prefix: &IpNet) -> Option<&[IpAddr]> {
-        self.best.get(&prefix.trunc()).map(Vec::as_slice)
+        self.best
+            .get(&prefix.trunc())
+            .map(|b| b.next_hops.as_slice())
+    }
+
+    /// The canonical metric ([`canonical_metric`]) of the best route for `prefix`, if there
+    /// is one.
+    pub fn metric(&self, prefix: &IpNet) -> Option<u32> {
+        self.best.get(&prefix.trunc()).map(|b| b.metric)
     }
 
     /// The keys changed since the last call (or since [`Planner::new`]).
@@ -265,20 +296,24 @@ impl Planner {
         &self.changes
     }
 
-    /// Sets the best route for `prefix` (replacing any; host bits are ignored). No next hop
-    /// at all is a route with no usable next hop ([`Problem::NoUsableNextHop`]), as in
+    /// Sets the best route for `prefix` (replacing any; host bits are ignored), with its
+    /// [`BestRoute::priority`] (`None`: the kernel's default metric). No next hop at all is a
+    /// route with no usable next hop ([`Problem::NoUsableNextHop`]), as in
     /// [`Inputs::routes`]; [`Planner::remove_route`] withdraws it.
-    pub fn set_route(&mut self, prefix: IpNet, next_hops: impl IntoIterator<Item = IpAddr>) {
+    pub fn set_route(
+        &mut self,
+        prefix: IpNet,
+        next_hops: impl IntoIterator<Item = IpAddr>,
+        priority: Option<u32>,
+    ) {
         let prefix = prefix.trunc();
-        let mut nhs: Vec<IpAddr> = next_hops.into_iter().collect();
-        nhs.sort_unstable();
-        nhs.dedup();
-        if self.best.get(&prefix) == Some(&nhs) {
+        let best = Best::new(&prefix, next_hops.into_iter().collect(), priority);
+        if self.best.get(&prefix) == Some(&best) {
             return;
         }
         let mut dirty = Vec::new();
         self.retract(prefix, &mut dirty);
-        self.best.insert(prefix, nhs);
+        self.best.insert(prefix, best);
         self.assert(prefix, &mut dirty);
         self.settle_and_finish(dirty, [prefix]);
     }
@@ -525,7 +560,7 @@ impl Planner {
             todo.extend(
                 self.best
                     .iter()
-                    .filter(|(_, nhs)| nhs.iter().any(|a| addrs.contains(a)))
+                    .filter(|(_, b)| b.next_hops.iter().any(|a| addrs.contains(a)))
                     .map(|(p, _)| *p),
             );
         }
@@ -543,7 +578,8 @@ impl Planner {
         } else {
             match self.decision(prefix, |_| {}) {
                 Some(d) => {
-                    let r = self.rules.finish(prefix, d, &self.dropped);
+                    let metric = self.best.get(&prefix).map_or(0, |b| b.metric);
+                    let r = self.rules.finish(prefix, d, metric, &self.dropped);
                     if r.is_none() {
                         self.state.problems.insert(no_usable);
                     } else {
@@ -582,13 +618,13 @@ impl Planner {
 fn decision(
     rules: &Rules,
     blocks: &BTreeSet<IpNet>,
-    best: &BTreeMap<IpNet, Vec<IpAddr>>,
+    best: &BTreeMap<IpNet, Best>,
     prefix: IpNet,
     problems: impl FnMut(Problem),
 ) -> Option<Vec<NextHop>> {
     if blocks.contains(&prefix) {
         return None;
     }
-    let nhs = best.get(&prefix)?;
-    Some(rules.decide(prefix, nhs, problems))
+    let b = best.get(&prefix)?;
+    Some(rules.decide(prefix, &b.next_hops, problems))
 }

@@ -23,6 +23,9 @@ pub const DEFAULT_VXLAN_PORT: u16 = 4789;
 pub const IPIP_OVERHEAD: u32 = 20;
 /// Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
 pub const VXLAN_V4_OVERHEAD: u32 = 50;
+/// The metric the kernel gives an IPv6 route written without one (`IP6_RT_PRIO_USER`; the
+/// same number as `netlink::route::IPV6_DEFAULT_METRIC`). IPv4 has no such default: 0 is 0.
+pub const IPV6_DEFAULT_METRIC: u32 = 1024;
 /// Outer IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14).
 pub const VXLAN_V6_OVERHEAD: u32 = 70;
 
@@ -131,14 +134,39 @@ pub struct Pool {
     pub disabled: bool,
 }
 
-/// One best route from the Loc-RIB: a prefix and its ECMP next hops. In Calico a next hop IS
-/// the remote node's address (`spec.bgp.ipv4Address` / `ipv6Address` without the length), so
-/// the next hop alone identifies the remote node, its VTEP and its VTEP MAC.
+/// One best route from the Loc-RIB: a prefix, its ECMP next hops and its priority. In Calico
+/// a next hop IS the remote node's address (`spec.bgp.ipv4Address` / `ipv6Address` without
+/// the length), so the next hop alone identifies the remote node, its VTEP and its VTEP MAC.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BestRoute {
     pub prefix: IpNet,
     pub next_hops: Vec<IpAddr>,
+    /// The kernel route metric a BGPFilter `setPriority` on import gave the route (lower
+    /// wins); `None`: no priority, the route is written without one (the kernel's default
+    /// metric, see [`canonical_metric`]). Entries merged for one prefix keep the lowest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+}
+
+/// A route metric in the one form a [`Route`] holds ([`Route::metric`]): 0 = "none written", the
+/// kernel's default. For IPv4 that is metric 0 itself; IPv6 turns 0 into
+/// [`IPV6_DEFAULT_METRIC`], so for an IPv6 prefix 1024 is the same kernel route as 0 and
+/// becomes 0 here. Equal canonical metrics are equal kernel keys, and only those.
+pub fn canonical_metric(prefix: &IpNet, metric: u32) -> u32 {
+    match prefix {
+        IpNet::V6(_) if metric == IPV6_DEFAULT_METRIC => 0,
+        _ => metric,
+    }
+}
+
+/// The metric the kernel reports for a route of `prefix` whose canonical metric is `metric`
+/// (the inverse of [`canonical_metric`]): what a delete must name to hit exactly that route.
+pub fn kernel_metric(prefix: &IpNet, metric: u32) -> u32 {
+    match prefix {
+        IpNet::V6(_) if metric == 0 => IPV6_DEFAULT_METRIC,
+        _ => metric,
+    }
 }
 
 /// VNI and UDP port of both VXLAN devices.
@@ -198,25 +226,53 @@ pub enum Route {
         /// `RTA_PREFSRC`: this node's address, on routes that use a tunnel device (module docs).
         #[serde(default)]
         prefsrc: Option<IpAddr>,
+        /// `RTA_PRIORITY`, in canonical form ([`canonical_metric`]): 0 = none written (the
+        /// kernel's default, what every route got before priorities existed), else the
+        /// metric of the best route's priority. Part of the kernel's key for the route, so a
+        /// change of metric is a [`super::Op::MoveRoute`], not a replace.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        metric: u32,
     },
-    /// `RTN_BLACKHOLE`.
+    /// `RTN_BLACKHOLE`, always with the default metric (this node's own blocks have no
+    /// priority).
     Blackhole,
 }
 
+fn is_zero(m: &u32) -> bool {
+    *m == 0
+}
+
 impl Route {
-    /// A unicast route with its next hops sorted and deduplicated.
-    pub fn unicast(mut nexthops: Vec<NextHop>, prefsrc: Option<IpAddr>) -> Route {
+    /// A unicast route with its next hops sorted and deduplicated; `metric` canonical
+    /// ([`canonical_metric`]).
+    pub fn unicast(mut nexthops: Vec<NextHop>, prefsrc: Option<IpAddr>, metric: u32) -> Route {
         nexthops.sort();
         nexthops.dedup();
-        Route::Unicast { nexthops, prefsrc }
+        Route::Unicast {
+            nexthops,
+            prefsrc,
+            metric,
+        }
     }
 
     /// The same route with its next hops in canonical order (the kernel returns them in
     /// insertion order; order carries no meaning).
     pub fn normalized(&self) -> Route {
         match self {
-            Route::Unicast { nexthops, prefsrc } => Route::unicast(nexthops.clone(), *prefsrc),
+            Route::Unicast {
+                nexthops,
+                prefsrc,
+                metric,
+            } => Route::unicast(nexthops.clone(), *prefsrc, *metric),
             Route::Blackhole => Route::Blackhole,
+        }
+    }
+
+    /// The canonical metric (0 for a blackhole): with the prefix, the kernel's key.
+    pub fn metric(&self) -> u32 {
+        match self {
+            Route::Unicast { metric, .. } => *metric,
+            Route::Blackhole => 0,
         }
     }
 
@@ -229,12 +285,14 @@ impl Route {
                 Route::Unicast {
                     nexthops: a,
                     prefsrc: p,
+                    metric: m,
                 },
                 Route::Unicast {
                     nexthops: b,
                     prefsrc: q,
+                    metric: n,
                 },
-            ) => p == q && (a == b || self.normalized() == other.normalized()),
+            ) => p == q && m == n && (a == b || self.normalized() == other.normalized()),
             _ => false,
         }
     }

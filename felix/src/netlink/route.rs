@@ -694,6 +694,82 @@ mod tests {
         );
     }
 
+    /// The top-level attributes of a framed route message: (type, payload).
+    fn wire_attributes(bytes: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        // nlmsghdr (16) + rtmsg (12), then 4-aligned rtattrs.
+        let mut out = Vec::new();
+        let mut at = 16 + 12;
+        while at + 4 <= bytes.len() {
+            let len = usize::from(u16::from_ne_bytes([bytes[at], bytes[at + 1]]));
+            let ty = u16::from_ne_bytes([bytes[at + 2], bytes[at + 3]]);
+            assert!(len >= 4 && at + len <= bytes.len(), "bad rtattr at {at}");
+            out.push((ty, bytes[at + 4..at + len].to_vec()));
+            at += (len + 3) & !3;
+        }
+        out
+    }
+
+    /// `RTA_PRIORITY` in linux/rtnetlink.h.
+    const RTA_PRIORITY: u16 = 6;
+
+    #[test]
+    fn a_metric_is_written_as_rta_priority() {
+        let r = KernelRoute::via(net("198.19.0.0/26"), "198.18.0.2".parse().unwrap(), 2)
+            .with_metric(512);
+        for op in [RouteOpKind::Create, RouteOpKind::Replace] {
+            let bytes = route_request_bytes(op, &r, 1).unwrap();
+            let prio: Vec<Vec<u8>> = wire_attributes(&bytes)
+                .into_iter()
+                .filter(|(t, _)| *t == RTA_PRIORITY)
+                .map(|(_, v)| v)
+                .collect();
+            assert_eq!(prio, vec![512u32.to_ne_bytes().to_vec()], "{op:?}");
+        }
+    }
+
+    #[test]
+    fn metric_0_is_written_without_rta_priority() {
+        for r in [
+            KernelRoute::via(net("198.19.0.0/26"), "198.18.0.2".parse().unwrap(), 2),
+            KernelRoute::via(net("fd00:19::/122"), "fd00:18::2".parse().unwrap(), 2),
+            KernelRoute::blackhole(net("198.19.1.0/26")),
+        ] {
+            let bytes = route_request_bytes(RouteOpKind::Create, &r, 1).unwrap();
+            assert!(
+                !wire_attributes(&bytes)
+                    .iter()
+                    .any(|(t, _)| *t == RTA_PRIORITY),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_delete_names_its_exact_metric() {
+        let r = KernelRoute::blackhole(net("fd00:19::/122")).with_metric(IPV6_DEFAULT_METRIC);
+        let bytes = route_request_bytes(RouteOpKind::Delete, &r, 3).unwrap();
+        let attrs = wire_attributes(&bytes);
+        assert!(
+            attrs.contains(&(RTA_PRIORITY, 1024u32.to_ne_bytes().to_vec())),
+            "{attrs:?}"
+        );
+    }
+
+    #[test]
+    fn a_dumped_rta_priority_is_read_as_the_metric() {
+        for (prefix, gw) in [
+            ("198.19.0.0/26", "198.18.0.2"),
+            ("fd00:19::/122", "fd00:18::2"),
+        ] {
+            let r = KernelRoute::via(net(prefix), gw.parse().unwrap(), 4).with_metric(512);
+            // What a dump returns is an RTM_NEWROUTE of the same layout.
+            let bytes = route_request_bytes(RouteOpKind::Replace, &r, 1).unwrap();
+            let back = decode_route(&bytes[16..]).unwrap().unwrap();
+            assert_eq!(back.metric, 512, "{prefix}");
+            assert_eq!(back, r);
+        }
+    }
+
     #[test]
     fn normalized_matches_kernel_forms() {
         let r = KernelRoute::via(net("fd00::/64"), "fd00:1::1".parse().unwrap(), 1).normalized();

@@ -255,7 +255,7 @@ fn one_changed_route_through_the_planner_writes_one_message() {
         (node(&t, 2), "via 198.18.2.13 dev vxlan.tortie"),
         (node(&t, 1), "via 198.18.1.12 dev eth0"),
     ] {
-        planner.set_route(block, [via]);
+        planner.set_route(block, [via], None);
         let changes = planner.take_changes();
         assert_eq!(changes.routes.len(), 1, "{changes:?}");
         let writes = f.felix.writes();
@@ -413,6 +413,7 @@ fn ecmp_best_route_is_one_multipath_route_and_a_restart_adopts_it() {
     inputs.routes.push(desired::BestRoute {
         prefix: "198.19.5.0/26".parse().unwrap(),
         next_hops: vec![node(&t, 3), node(&t, 1), node(&t, 2)],
+        priority: None,
     });
     let writes = f.felix.writes();
     let report = ok(f.apply_inputs(inputs.clone()));

@@ -120,7 +120,8 @@ fn prefix_outside_all_pools_is_a_plain_route_via_the_next_hop_v4() {
             route_of(&s, p),
             Some(Route::Unicast {
                 nexthops: vec![hop("198.18.1.254", Device::Underlay, false)],
-                prefsrc: None
+                prefsrc: None,
+                metric: 0,
             })
         );
     }

@@ -52,7 +52,7 @@ fn restarting_with_the_same_inputs_writes_nothing() {
 fn one_changed_route_is_one_replace() {
     let cur = sample_fib();
     let mut des = cur.clone();
-    let r = Route::unicast(vec![hop("198.18.1.30", Device::Underlay, false)], None);
+    let r = Route::unicast(vec![hop("198.18.1.30", Device::Underlay, false)], None, 0);
     des.routes.insert(net("198.19.5.0/26"), r.clone());
     assert_eq!(
         diff(&cur, &des),
@@ -69,7 +69,7 @@ fn new_route_is_one_add() {
     let mut des = cur.clone();
     des.routes.insert(
         net("203.0.113.0/24"),
-        Route::unicast(vec![hop(SAME4, Device::Underlay, false)], None),
+        Route::unicast(vec![hop(SAME4, Device::Underlay, false)], None, 0),
     );
     let ops = diff(&cur, &des);
     assert_eq!(ops.len(), 1);

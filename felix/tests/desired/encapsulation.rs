@@ -17,7 +17,8 @@ fn same_subnet_never_routes_via_underlay_v4() {
         route_of(&s, "198.19.5.0/26"),
         Some(Route::Unicast {
             nexthops: vec![hop(SAME4, Device::Underlay, false)],
-            prefsrc: None
+            prefsrc: None,
+            metric: 0,
         })
     );
     assert!(s.fib.neighbours.is_empty() && s.fib.fdb.is_empty() && s.problems.is_empty());

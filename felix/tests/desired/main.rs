@@ -4,13 +4,15 @@
 //! The cases, by concept: how a remote block is routed in each encapsulation mode
 //! (`encapsulation`), which next hops a route gets (`next_hops`), own blocks, pools and NAT
 //! (`blocks_and_pools`), tunnel devices, MTU, prefsrc and VTEP MACs (`tunnels`), order and JSON
-//! (`determinism_and_serde`), the diff (`diff`) and the properties (`properties`). This file
+//! (`determinism_and_serde`), the diff (`diff`), route metrics from BGP priorities (`metrics`)
+//! and the properties (`properties`). This file
 //! holds the fixtures they share.
 
 mod blocks_and_pools;
 mod determinism_and_serde;
 mod diff;
 mod encapsulation;
+mod metrics;
 mod next_hops;
 mod properties;
 mod tunnels;
@@ -64,6 +66,7 @@ fn best(prefix: &str, nhs: &[&str]) -> BestRoute {
     BestRoute {
         prefix: net(prefix),
         next_hops: nhs.iter().map(|s| ip(s)).collect(),
+        priority: None,
     }
 }
 

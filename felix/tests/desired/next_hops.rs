@@ -104,6 +104,7 @@ fn ecmp_mixed_same_and_cross_subnet_ipip_decides_per_next_hop() {
                 hop(OTHER4, Device::Tunl0, true)
             ],
             Some(ip("198.18.1.10")),
+            0,
         )
     );
 }

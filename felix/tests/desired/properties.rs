@@ -52,8 +52,9 @@ fn arb_route() -> impl Strategy<Value = Route> {
                 1..4,
             ),
             prop::option::of(arb_v4()),
+            prop_oneof![2 => Just(0u32), 1 => Just(512), 1 => Just(2048)],
         )
-            .prop_map(|(nexthops, prefsrc)| Route::Unicast { nexthops, prefsrc }),
+            .prop_map(|(nexthops, prefsrc, metric)| Route::Unicast { nexthops, prefsrc, metric }),
     ]
 }
 
@@ -127,8 +128,9 @@ fn arb_inputs() -> impl Strategy<Value = Inputs> {
                 prop_oneof![4 => arb_v4(), 4 => arb_v6(), 1 => Just(ip("198.18.1.10"))],
                 0..4,
             ),
+            prop_oneof![3 => Just(None), 1 => Just(Some(0u32)), 1 => Just(Some(512)), 1 => Just(Some(1024))],
         )
-            .prop_map(|(prefix, next_hops)| BestRoute { prefix, next_hops }),
+            .prop_map(|(prefix, next_hops, priority)| BestRoute { prefix, next_hops, priority }),
         0..10,
     );
     let blocks = prop::collection::vec(arb_prefix(), 0..3);
@@ -171,7 +173,7 @@ proptest! {
     #[test]
     fn prop_route_and_neighbour_ops_are_one_per_changed_key(cur in arb_fib(), des in arb_fib()) {
         let ops = diff(&cur, &des);
-        let route_ops = ops.iter().filter(|o| matches!(o, Op::AddRoute{..} | Op::ReplaceRoute{..} | Op::DelRoute{..})).count();
+        let route_ops = ops.iter().filter(|o| matches!(o, Op::AddRoute{..} | Op::ReplaceRoute{..} | Op::MoveRoute{..} | Op::DelRoute{..})).count();
         let changed_routes = cur.routes.keys().chain(des.routes.keys()).collect::<BTreeSet<_>>().into_iter()
             .filter(|p| cur.routes.get(p).map(Route::normalized) != des.routes.get(p).map(Route::normalized))
             .count();
@@ -214,8 +216,11 @@ proptest! {
                     prop_assert!(own.contains(p));
                     prop_assert!(p.prefix_len() < p.max_prefix_len());
                 }
-                Route::Unicast { nexthops, prefsrc } => {
+                Route::Unicast { nexthops, prefsrc, metric } => {
                     prop_assert!(!own.contains(p));
+                    // The lowest priority of the prefix's entries, canonical.
+                    let lowest = i.routes.iter().filter(|b| b.prefix.trunc() == *p).filter_map(|b| b.priority).min();
+                    prop_assert_eq!(*metric, canonical_metric(p, lowest.unwrap_or(0)));
                     prop_assert!(!nexthops.is_empty());
                     prop_assert_eq!(r, &r.normalized());
                     for nh in nexthops {

@@ -73,6 +73,7 @@ pub fn inputs(t: &Topology, i: usize, pools: &[Pool], mtu: u32) -> Inputs {
                 routes.push(BestRoute {
                     prefix: block,
                     next_hops: vec![addr],
+                    priority: None,
                 });
             }
         };
