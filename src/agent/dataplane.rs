@@ -25,9 +25,10 @@ use tokio::sync::mpsc;
 use tokio::sync::{broadcast, watch};
 use tortie_bgp::rib::RouteChange;
 use tortie_felix::desired::{self, Inputs, LocalNode, Planner, Underlay, VxlanSettings};
-use tortie_felix::netlink::{Kernel, KernelConfig, Netns};
+use tortie_felix::netlink::monitor::{self, Monitor, MonitorConfig, MonitorEvent};
+use tortie_felix::netlink::{Kernel, KernelConfig, Netns, NlError};
 use tortie_felix::reconcile::{ApplyReport, Felix};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// What the agent tells the dataplane besides routes.
 #[derive(Debug)]
@@ -295,6 +296,34 @@ fn take_command(planner: &mut Planner, c: Command, started: &mut bool) {
     }
 }
 
+/// How long after a sign of outside interference the repair runs: the events of one
+/// interference (a script deleting many routes) end in one repair.
+const EVENT_REPAIR_DELAY: Duration = Duration::from_secs(1);
+
+/// Whether a kernel event means someone else changed what tortie keeps: a route of ours that is
+/// still wanted deleted or replaced, one of our tunnel devices deleted or set down (the kernel
+/// drops its routes without a route event), or events lost. Deletions of routes no longer
+/// wanted are felix's own writes and are not.
+fn interference(ev: &MonitorEvent, protocol: u8, desired: &desired::DesiredState) -> bool {
+    match ev {
+        MonitorEvent::Route(r) => {
+            monitor::wants_repair(ev, protocol) && desired.fib.routes.contains_key(&r.prefix)
+        }
+        _ => {
+            monitor::wants_repair(ev, protocol)
+                || monitor::device_lost(ev, &[desired::TUNL0, desired::VXLAN_V4, desired::VXLAN_V6])
+        }
+    }
+}
+
+/// The next event of the monitor; never, without one.
+async fn next_event(m: &mut Option<Monitor>) -> Result<MonitorEvent, NlError> {
+    match m {
+        Some(m) => m.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     mut felix: Felix,
     mut planner: Planner,
@@ -309,6 +338,16 @@ async fn run(
     let mut repair = tokio::time::interval(repair_every);
     repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     repair.tick().await;
+    // Event-driven repair on top of the periodic one: a route someone deletes comes back
+    // within about a second.
+    let mut kernel_events = match Monitor::open(&Netns::current(), &MonitorConfig::default()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warn!(error = %e, "dataplane: no kernel route monitor; repairs are periodic only");
+            None
+        }
+    };
+    let mut repair_due: Option<tokio::time::Instant> = None;
     loop {
         let mut repair_now = false;
         tokio::select! {
@@ -318,6 +357,22 @@ async fn run(
             },
             Some(changes) = fib.recv() => take_routes(&mut planner, changes),
             _ = repair.tick() => repair_now = synced,
+            ev = next_event(&mut kernel_events) => match ev {
+                Ok(ev) if synced && interference(&ev, protocol, planner.state()) => {
+                    debug!(event = ?ev, "dataplane: the kernel changed under tortie");
+                    repair_due.get_or_insert(tokio::time::Instant::now() + EVENT_REPAIR_DELAY);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "dataplane: kernel route monitor failed; repairs are periodic only");
+                    kernel_events = None;
+                }
+            },
+            _ = tokio::time::sleep_until(repair_due.unwrap_or_else(tokio::time::Instant::now)),
+                if repair_due.is_some() => {
+                repair_due = None;
+                repair_now = synced;
+            }
         }
         // Coalesce what else is queued: one write for a burst.
         while let Ok(c) = commands.try_recv() {

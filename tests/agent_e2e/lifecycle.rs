@@ -300,3 +300,26 @@ fn routes_carry_the_protocol_number_the_agent_is_given() {
         c.dump("node-1")
     );
 }
+
+#[test]
+fn a_route_deleted_by_hand_is_put_back_long_before_the_periodic_repair() {
+    let (c, _p1, p2) = two_nodes("handdel", &[]);
+    let block = block_of(&c, "pod-2");
+    let ns = &c.node("node-1").ns;
+    ns.ip(&["route", "del", &block, "proto", "116"])
+        .expect("delete tortie's route by hand");
+    assert_eq!(c.route_to("node-1", &block), None, "deleted");
+    // The periodic repair runs every 60 s: back within 20 s means the kernel's route event
+    // brought it back.
+    let back = wait_for(
+        "the deleted route put back",
+        Duration::from_secs(20),
+        || c.route_to("node-1", &block),
+        || c.log_tail("node-1"),
+    );
+    assert!(back.contains("dev vxlan.tortie"), "{back}");
+    assert!(
+        c.reaches("pod-1", p2, Duration::from_secs(10)),
+        "pod-1 -> pod-2 after the repair"
+    );
+}
