@@ -323,3 +323,31 @@ fn a_route_deleted_by_hand_is_put_back_long_before_the_periodic_repair() {
         "pod-1 -> pod-2 after the repair"
     );
 }
+
+#[test]
+fn an_import_set_priority_becomes_the_kernel_routes_metric() {
+    let mut c = Cluster::new("prio", 2, None);
+    let mut yaml = base_yaml(
+        &c.node_list(),
+        "198.19.0.0/17",
+        "vxlanMode: CrossSubnet",
+        false,
+    );
+    yaml.push_str(
+        "---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: prefer}\n\
+         spec: {importV4: [{action: Accept, operations: [{setPriority: {value: 512}}]}]}\n\
+         ---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: all-nodes}\n\
+         spec: {nodeSelector: all(), peerSelector: all(), filters: [prefer]}\n",
+    );
+    c.apply(&yaml);
+    c.start_all();
+    let pools = pool("pool-1", "198.19.0.0/17");
+    c.add_pod("node-1", "pod-1", &pools);
+    let p2 = c.add_pod("node-2", "pod-2", &pools);
+    let route = c.wait_route("node-1", &block_of(&c, "pod-2"));
+    assert!(route.contains("metric 512"), "{route}");
+    assert!(
+        c.reaches("pod-1", p2, Duration::from_secs(10)),
+        "pod-1 -> pod-2 over the route with metric 512"
+    );
+}
