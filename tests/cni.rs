@@ -539,3 +539,27 @@ fn with_no_agent_on_the_socket_add_uses_the_datastore() {
     assert!(r.address().starts_with("198.19.22."));
     assert!(s.allocated_handles().contains(&handle("c1")));
 }
+
+#[test]
+fn with_mtu_auto_the_pod_gets_the_agents_underlay_mtu_less_the_tunnel() {
+    need_root!();
+    let lab = Lab::up("mtu");
+    let node = lab.node(1);
+    // The host's default route now leaves through another device, with a smaller MTU: what
+    // the plugin would measure on its own. The agent's dataplane routes through eth0 (1500).
+    let ns = node.ns.clone();
+    for args in [
+        &[
+            "link", "add", "dflt0", "mtu", "1300", "type", "veth", "peer", "name", "dflt1",
+        ][..],
+        &["link", "set", "dflt0", "up"][..],
+        &["route", "replace", "default", "dev", "dflt0"][..],
+    ] {
+        ip(&[&["-n", &ns][..], args].concat()).unwrap();
+    }
+    let mut namespaces = Namespaces::new();
+    let pod = namespaces.add(&format!("{ns}-pod1"));
+    node.add("mtu", &pod).expect_ok();
+    let link = ip(&["-n", &pod, "link", "show", "eth0"]).unwrap();
+    assert!(link.contains("mtu 1450"), "1500 less VXLAN's 50: {link}");
+}

@@ -172,7 +172,8 @@ pub struct Publish {
 }
 
 /// What felix believes the kernel holds, for readers.
-fn fib_view(felix: &Felix, underlay: &str, protocol: u8) -> FibView {
+fn fib_view(felix: &Felix, underlay: &Underlay, protocol: u8) -> FibView {
+    let (underlay_mtu, underlay) = (underlay.mtu, underlay.name.as_str());
     let routes = felix
         .current()
         .map(|fib| {
@@ -208,6 +209,7 @@ fn fib_view(felix: &Felix, underlay: &str, protocol: u8) -> FibView {
         routes,
         synced: true,
         protocol,
+        underlay_mtu: Some(underlay_mtu),
         updated: Some(std::time::SystemTime::now()),
     }
 }
@@ -332,7 +334,7 @@ async fn run(
     (repair_every, protocol): (Duration, u8),
     publish: Publish,
 ) {
-    let underlay = planner.inputs().node.underlay.name;
+    let underlay = planner.inputs().node.underlay;
     let mut started = false;
     let mut synced = false;
     let mut repair = tokio::time::interval(repair_every);

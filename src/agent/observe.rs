@@ -38,6 +38,9 @@ pub struct FibView {
     pub synced: bool,
     /// The `rtm_protocol` of tortie's routes.
     pub protocol: u8,
+    /// The MTU of the underlay device felix routes through (tunnel MTUs are this less their
+    /// overhead); what tortie-cni sizes pod interfaces from. `None` before the first sync.
+    pub underlay_mtu: Option<u32>,
     pub updated: Option<SystemTime>,
 }
 

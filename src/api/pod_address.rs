@@ -120,6 +120,12 @@ pub async fn assign(
             })
             .collect(),
         mtu_overhead: assigned.mtu_overhead,
+        underlay_mtu: state
+            .observed
+            .fib
+            .as_ref()
+            .and_then(|f| f.borrow().underlay_mtu)
+            .unwrap_or(0),
     })
 }
 

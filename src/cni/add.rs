@@ -57,7 +57,11 @@ pub fn run(conf: &NetConf, env: &Env, rt: &tokio::runtime::Runtime) -> Result<Cn
 
     let mtu = match conf.mtu {
         Mtu::Fixed(m) => m,
-        Mtu::Auto => node::underlay_mtu()
+        // The agent's own underlay when it said (felix's tunnel MTUs come from it), else the
+        // device of the host's default route.
+        Mtu::Auto => assigned
+            .underlay_mtu
+            .unwrap_or_else(node::underlay_mtu)
             .saturating_sub(assigned.mtu_overhead)
             .max(68),
     };

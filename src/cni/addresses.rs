@@ -244,6 +244,8 @@ fn assigned_from(
         addrs: Vec::new(),
         fresh: Vec::new(),
         mtu_overhead: reply.mtu_overhead,
+        // Below IPv6's minimum link MTU or above a jumbo frame is not an MTU.
+        underlay_mtu: Some(reply.underlay_mtu).filter(|m| (1280..=65535).contains(m)),
     };
     for a in &reply.addresses {
         let addr: IpAddr = a

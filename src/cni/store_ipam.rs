@@ -55,6 +55,8 @@ pub struct Assigned {
     pub fresh: Vec<Fresh>,
     /// What the chosen pools' encapsulation takes off the underlay MTU.
     pub mtu_overhead: u32,
+    /// The underlay MTU the agent's dataplane uses, when the agent answered with one.
+    pub underlay_mtu: Option<u32>,
 }
 
 /// An IPAM failure as the runtime should see it: out of addresses, try again, or broken.
@@ -132,6 +134,7 @@ pub async fn assign(
         addrs: Vec::new(),
         fresh: Vec::new(),
         mtu_overhead: 0,
+        underlay_mtu: None,
     };
     let wanted = [
         (req.ipv4, Family::V4, req.ipv4_pools),

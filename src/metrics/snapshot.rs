@@ -161,6 +161,7 @@ mod tests {
             ],
             synced: true,
             protocol: 116,
+            underlay_mtu: None,
             updated: None,
         };
         let c = fib_counts(&view);
