@@ -563,3 +563,45 @@ fn with_mtu_auto_the_pod_gets_the_agents_underlay_mtu_less_the_tunnel() {
     let link = ip(&["-n", &pod, "link", "show", "eth0"]).unwrap();
     assert!(link.contains("mtu 1450"), "1500 less VXLAN's 50: {link}");
 }
+
+#[test]
+fn a_dual_stack_add_gives_both_addresses_host_routes_of_protocol_boot_and_both_defaults() {
+    need_root!();
+    let mut s = Standalone::new("dual", "198.19.23.0/24", 26);
+    apply(
+        &pool_yaml("pool6", "2001:db8:19::/112", 122),
+        s.data.parent().unwrap(),
+        &["--data-dir", s.data.to_str().unwrap()],
+        None,
+    );
+    let pod = s.pod(1);
+    let mut conf = s.node.conf.clone();
+    conf["ipam"] = json!({"assign_ipv4": true, "assign_ipv6": true});
+    let r = s.node.run("ADD", "c1", Some(&pod), &conf).expect_ok();
+    let ips: Vec<String> = r.json["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    assert!(ips[0].starts_with("198.19.23."), "{ips:?}");
+    assert!(ips[1].starts_with("2001:db8:19::"), "{ips:?}");
+    let v6 = ips[1].split('/').next().unwrap().to_string();
+    let in_pod = ip(&["-n", &pod, "-6", "addr", "show", "eth0"]).unwrap();
+    assert!(in_pod.contains(&v6), "{in_pod}");
+    let default6 = ip(&["-n", &pod, "-6", "route", "show", "default"]).unwrap();
+    assert!(
+        default6.contains("via fe80::ecee:eeff:feee:eeee dev eth0"),
+        "{default6}"
+    );
+    for (family, host) in [("-4", ips[0].clone()), ("-6", ips[1].clone())] {
+        let addr = host.split('/').next().unwrap().to_string();
+        // `ip route` leaves `proto boot` out (the default) unless asked for details.
+        let route = ip(&["-n", &s.node.ns, "-d", "-j", family, "route", "show", &addr]).unwrap();
+        assert!(
+            route.contains("\"protocol\":\"boot\""),
+            "{family} host route: {route}"
+        );
+    }
+}
