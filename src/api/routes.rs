@@ -47,10 +47,42 @@ pub fn parse_after(after: &str) -> Result<Option<IpNet>, Status> {
     }
 }
 
-/// The Loc-RIB routes `select` asks for, sorted.
+/// The Loc-RIB routes `select` asks for, sorted. An address is one lookup; a listing is read
+/// from the router a page at a time.
 pub async fn selected(state: &ApiState, select: Select) -> Result<Vec<RouteView>, Status> {
+    if let Select::Longest(addr) = select {
+        let best = ask("ListRoutes", state.speaker.longest_match(addr)).await?;
+        return Ok(best.into_iter().collect());
+    }
     let routes = ask("ListRoutes", state.speaker.routes(select.rib_scope())).await?;
     Ok(select.apply(routes, |r| r.prefix))
+}
+
+/// One page of what `select` asks for, and how many there are after `after` in all: only the
+/// page is copied out of the router.
+async fn selected_page(
+    state: &ApiState,
+    select: Select,
+    after: Option<IpNet>,
+    limit: usize,
+) -> Result<(Vec<RouteView>, usize), Status> {
+    match select {
+        Select::Longest(_) => {
+            let all = selected(state, select).await?;
+            Ok(page(all, |r| r.prefix, after, limit))
+        }
+        // A prefix is the first key of its own range: a page of one.
+        Select::Exact(n) => {
+            let (first, _) = ask("ListRoutes", state.speaker.routes_page(Some(n), None, 1)).await?;
+            let all: Vec<RouteView> = first.into_iter().filter(|r| r.prefix == n).collect();
+            Ok(page(all, |r| r.prefix, after, limit))
+        }
+        Select::All | Select::Within(_) => Ok(ask(
+            "ListRoutes",
+            state.speaker.routes_page(select.rib_scope(), after, limit),
+        )
+        .await?),
+    }
 }
 
 pub async fn list(
@@ -68,8 +100,7 @@ pub async fn list(
             sizes: Some(convert::rib_sizes(sizes)),
         });
     }
-    let routes = selected(state, select).await?;
-    let (page, total) = page(routes, |r| r.prefix, after, page_size(req.limit));
+    let (page, total) = selected_page(state, select, after, page_size(req.limit)).await?;
     let routes = if req.count_only {
         Vec::new()
     } else {

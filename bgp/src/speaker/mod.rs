@@ -219,6 +219,16 @@ pub enum SpeakerError {
     Transport(#[from] TransportError),
 }
 
+/// Routes read from the router at a time by [`Speaker::routes`].
+pub const ROUTES_PAGE: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct RoutesQuery {
+    within: Option<IpNet>,
+    after: Option<IpNet>,
+    limit: usize,
+}
+
 enum Command {
     AddPeer(PeerSpec, oneshot::Sender<Result<(), SpeakerError>>),
     RemovePeer(IpAddr, oneshot::Sender<bool>),
@@ -226,7 +236,8 @@ enum Command {
     Withdraw(Vec<IpNet>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     AdjRibIn(IpAddr, oneshot::Sender<Option<Vec<ReceivedRoute>>>),
-    Routes(Option<IpNet>, oneshot::Sender<Vec<RouteView>>),
+    RoutesPage(RoutesQuery, oneshot::Sender<(Vec<RouteView>, usize)>),
+    LongestMatch(IpNet, oneshot::Sender<Option<RouteView>>),
     Refresh(IpAddr, Family),
     SetRouting(IpAddr, PeerRouting, oneshot::Sender<bool>),
     SetEnabled(IpAddr, bool, oneshot::Sender<bool>),
@@ -360,9 +371,41 @@ impl Speaker {
         self.ask(|tx| Command::AdjRibIn(peer, tx)).await
     }
 
-    /// Routes in the Loc-RIB within `within` (all for `None`), with every path.
+    /// Routes in the Loc-RIB within `within` (all for `None`), with every path. Read a page
+    /// of [`ROUTES_PAGE`] at a time, so that the router routes between pages however large
+    /// the table.
     pub async fn routes(&self, within: Option<IpNet>) -> Result<Vec<RouteView>, SpeakerError> {
-        self.ask(|tx| Command::Routes(within, tx)).await
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map(|r: &RouteView| r.prefix);
+            let (page, rest) = self.routes_page(within, after, ROUTES_PAGE).await?;
+            let done = page.len() >= rest || page.is_empty();
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One page of [`Speaker::routes`]: at most `limit` routes after `after`, and how many
+    /// there are after `after` in all.
+    pub async fn routes_page(
+        &self,
+        within: Option<IpNet>,
+        after: Option<IpNet>,
+        limit: usize,
+    ) -> Result<(Vec<RouteView>, usize), SpeakerError> {
+        let q = RoutesQuery {
+            within,
+            after,
+            limit,
+        };
+        self.ask(|tx| Command::RoutesPage(q, tx)).await
+    }
+
+    /// The most specific route containing `addr` (a host prefix), if any.
+    pub async fn longest_match(&self, addr: IpNet) -> Result<Option<RouteView>, SpeakerError> {
+        self.ask(|tx| Command::LongestMatch(addr, tx)).await
     }
 
     /// Changes how a peer's routes are treated (filters, next hop mode, ...) without touching

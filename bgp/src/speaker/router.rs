@@ -297,7 +297,11 @@ impl Router {
     async fn command(&mut self, c: Command) {
         if !matches!(
             c,
-            Command::Peers(_) | Command::AdjRibIn(..) | Command::Routes(..) | Command::RibSizes(_)
+            Command::Peers(_)
+                | Command::AdjRibIn(..)
+                | Command::RoutesPage(..)
+                | Command::LongestMatch(..)
+                | Command::RibSizes(_)
         ) {
             self.advertised.changed = true;
         }
@@ -361,8 +365,11 @@ impl Router {
                 });
                 let _ = reply.send(routes);
             }
-            Command::Routes(within, reply) => {
-                let _ = reply.send(self.rib.routes(within));
+            Command::RoutesPage(q, reply) => {
+                let _ = reply.send(self.rib.routes_page(q.within, q.after, q.limit));
+            }
+            Command::LongestMatch(addr, reply) => {
+                let _ = reply.send(self.rib.longest_match(addr));
             }
             Command::Refresh(addr, family) => {
                 if let Some(e) = self.peers.get(&addr) {
