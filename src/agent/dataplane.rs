@@ -318,6 +318,17 @@ fn interference(ev: &MonitorEvent, protocol: u8, desired: &desired::DesiredState
     }
 }
 
+/// Whether an event may change what the underlay is (its MTU, its default gateways): a change
+/// of the underlay device, or a default route added, changed or deleted.
+fn underlay_event(ev: &MonitorEvent, underlay: &str) -> bool {
+    match ev {
+        MonitorEvent::Link(l) => l.name == underlay,
+        MonitorEvent::Route(r) => r.prefix.prefix_len() == 0,
+        MonitorEvent::Lost => true,
+        _ => false,
+    }
+}
+
 /// The next event of the monitor; never, without one.
 async fn next_event(m: &mut Option<Monitor>) -> Result<MonitorEvent, NlError> {
     match m {
@@ -334,7 +345,7 @@ async fn run(
     (repair_every, protocol): (Duration, u8),
     publish: Publish,
 ) {
-    let underlay = planner.inputs().node.underlay;
+    let mut underlay = planner.inputs().node.underlay;
     let mut started = false;
     let mut synced = false;
     let mut repair = tokio::time::interval(repair_every);
@@ -352,6 +363,7 @@ async fn run(
     let mut repair_due: Option<tokio::time::Instant> = None;
     loop {
         let mut repair_now = false;
+        let mut reread_underlay = false;
         tokio::select! {
             c = commands.recv() => match c {
                 Some(c) => take_command(&mut planner, c, &mut started),
@@ -360,11 +372,14 @@ async fn run(
             Some(changes) = fib.recv() => take_routes(&mut planner, changes),
             _ = repair.tick() => repair_now = synced,
             ev = next_event(&mut kernel_events) => match ev {
-                Ok(ev) if synced && interference(&ev, protocol, planner.state()) => {
-                    debug!(event = ?ev, "dataplane: the kernel changed under tortie");
-                    repair_due.get_or_insert(tokio::time::Instant::now() + EVENT_REPAIR_DELAY);
+                Ok(ev) => {
+                    reread_underlay = underlay_event(&ev, &underlay.name);
+                    if synced && interference(&ev, protocol, planner.state()) {
+                        debug!(event = ?ev, "dataplane: the kernel changed under tortie");
+                        repair_due
+                            .get_or_insert(tokio::time::Instant::now() + EVENT_REPAIR_DELAY);
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     warn!(error = %e, "dataplane: kernel route monitor failed; repairs are periodic only");
                     kernel_events = None;
@@ -382,6 +397,29 @@ async fn run(
         }
         while let Ok(changes) = fib.try_recv() {
             take_routes(&mut planner, changes);
+        }
+        if reread_underlay {
+            // Read again as at start: the same device, its MTU and default gateways now.
+            let node = planner.inputs().node;
+            match self::underlay(
+                felix.kernel(),
+                Some(&node.underlay.name),
+                node.ipv4,
+                node.ipv6,
+            ) {
+                Ok(now) if now != node.underlay => {
+                    info!(underlay = %now.name, mtu = now.mtu, gateways = ?now.gateways_v4, "dataplane: the underlay changed");
+                    underlay = now.clone();
+                    planner.set_node(LocalNode {
+                        underlay: now,
+                        ..node
+                    });
+                    // A full pass: tunnel devices take their MTU from the underlay.
+                    repair_now = synced;
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "dataplane: cannot read the underlay again"),
+            }
         }
         if !started {
             continue;

@@ -351,3 +351,30 @@ fn an_import_set_priority_becomes_the_kernel_routes_metric() {
         "pod-1 -> pod-2 over the route with metric 512"
     );
 }
+
+#[test]
+fn an_underlay_mtu_change_reaches_the_tunnel_device_without_a_restart() {
+    let (c, _p1, _p2) = two_nodes("mtuchg", &[]);
+    let ns = &c.node("node-1").ns;
+    let vxlan_mtu = |want: &'static str| {
+        move || {
+            ns.ip(&["link", "show", "vxlan.tortie"])
+                .ok()
+                .filter(|l| l.contains(want))
+        }
+    };
+    wait_for(
+        "vxlan.tortie at 1500 - 50",
+        Duration::from_secs(10),
+        vxlan_mtu("mtu 1450 "),
+        || c.log_tail("node-1"),
+    );
+    ns.ip(&["link", "set", "eth0", "mtu", "1400"])
+        .expect("lower the underlay's MTU");
+    wait_for(
+        "vxlan.tortie at 1400 - 50",
+        Duration::from_secs(20),
+        vxlan_mtu("mtu 1350 "),
+        || c.log_tail("node-1"),
+    );
+}
