@@ -49,6 +49,9 @@ impl Default for GcConfig {
 pub struct LiveOwners {
     pub pods: HashSet<(String, String)>,
     pub nodes: HashSet<String>,
+    /// No list of pods is known (a collector without the Kubernetes API): a workload
+    /// allocation is owned while its node is, and `pods` is not consulted.
+    pub pods_unknown: bool,
 }
 
 impl LiveOwners {
@@ -60,7 +63,18 @@ impl LiveOwners {
         Ok(LiveOwners {
             pods: pods.into_iter().collect(),
             nodes: store.live_nodes().await?.into_iter().collect(),
+            pods_unknown: false,
         })
+    }
+
+    /// Owners known by node only: what is allocated to a node that is not in `nodes` (a
+    /// deleted node) is leaked, workloads included; nothing else is.
+    pub fn nodes_only(nodes: impl IntoIterator<Item = String>) -> LiveOwners {
+        LiveOwners {
+            pods: HashSet::new(),
+            nodes: nodes.into_iter().collect(),
+            pods_unknown: true,
+        }
     }
 
     pub fn pod(mut self, namespace: &str, name: &str) -> Self {
@@ -78,6 +92,7 @@ impl LiveOwners {
     pub fn owns(&self, a: &AllocAttrs) -> bool {
         match a.kind {
             Kind::Tunnel(_) => self.nodes.contains(&a.node),
+            Kind::Workload if self.pods_unknown => self.nodes.contains(&a.node),
             Kind::Workload => match (&a.namespace, &a.pod) {
                 (Some(ns), Some(pod)) => self.pods.contains(&(ns.clone(), pod.clone())),
                 _ => true,

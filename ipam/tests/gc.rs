@@ -351,3 +351,16 @@ async fn a_gone_nodes_blocks_all_go_and_a_block_lending_addresses_loses_its_affi
     assert!(block(&store, borrowed.block).await.is_none());
     assert_eq!(in_use(&store).await, 8);
 }
+
+#[tokio::test]
+async fn known_by_node_only_a_deleted_nodes_pods_are_leaked_and_a_live_nodes_are_kept() {
+    let (store, a, pools, mut gc) = setup();
+    let gone = pod(&a, "node-2", "default", "on-deleted-node", &pools).await;
+    pod(&a, "node-1", "default", "on-live-node", &pools).await;
+    // No pod list: "on-live-node" is not in one, and is kept all the same.
+    let owners = LiveOwners::nodes_only(["node-1".to_string()]);
+    gc.run(&a, &owners, t(0)).await.unwrap();
+    let r = gc.run(&a, &owners, t(0) + GRACE).await.unwrap();
+    assert_eq!(r.released, [gone.addr]);
+    assert_eq!(in_use(&store).await, 1);
+}

@@ -24,6 +24,7 @@
 //! route-reflector` runs BGP only (no dataplane, no IPAM), for dedicated reflectors.
 
 mod dataplane;
+mod ipam_gc;
 pub mod observe;
 mod origination;
 mod peer_sync;
@@ -93,6 +94,15 @@ pub struct Args {
     /// `tortie flush`.
     #[arg(long)]
     pub(crate) flush: bool,
+    /// Also collect IPAM garbage: release what nodes whose Node resource was deleted still
+    /// hold (their pods' and tunnel addresses, then their blocks), as Calico's kube-controllers
+    /// does. One or two agents of a cluster are enough (the route reflectors, say).
+    #[arg(long)]
+    pub(crate) ipam_gc: bool,
+    /// How long an allocation of a deleted node, or an empty block, must stay so before
+    /// `--ipam-gc` releases it (Calico's leak grace period).
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub(crate) ipam_gc_grace: u64,
     /// A prefix this node announces to its peers besides its IPAM blocks; repeatable.
     #[arg(long = "originate", value_name = "PREFIX")]
     pub(crate) originate: Vec<IpNet>,
@@ -399,9 +409,16 @@ async fn serve(cfg: Config, plan: Plan, args: Args, mut source: Source) -> Resul
         running.insert(spec.address, spec);
     }
 
-    // Liveness in the datastore.
+    // Liveness in the datastore, and its garbage collection when asked for.
     if let Some(s) = &store {
         tokio::spawn(heartbeat(s.clone(), args.node.clone()));
+        if args.ipam_gc {
+            let grace = Duration::from_secs(args.ipam_gc_grace);
+            info!(grace = ?grace, "IPAM GC of deleted nodes on");
+            tokio::spawn(ipam_gc::run(s.clone(), grace));
+        }
+    } else if args.ipam_gc {
+        warn!("--ipam-gc needs a datastore (--data-dir or --etcd-endpoints): not collecting");
     }
 
     // The initial table, then the dataplane may write.

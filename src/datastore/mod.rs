@@ -26,7 +26,7 @@ pub use commands::{ApplyArgs, DeleteArgs, GetArgs, run_apply, run_delete, run_ge
 #[allow(unused_imports)]
 pub use commands::OutputFormat;
 #[allow(unused_imports)]
-pub use kinds::{known_kinds, parse_kind, resource_key};
+pub use kinds::{kind_prefix, known_kinds, parse_kind, resource_key};
 #[allow(unused_imports)]
 pub use snapshot::{LoadedConfig, StoredResource, get_resources, load_snapshot};
 #[allow(unused_imports)]

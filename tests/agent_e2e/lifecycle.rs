@@ -378,3 +378,78 @@ fn an_underlay_mtu_change_reaches_the_tunnel_device_without_a_restart() {
         || c.log_tail("node-1"),
     );
 }
+
+/// Each block `tortie ipam --json` of `node`'s agent lists, with its node ("" for none).
+fn blocks(c: &Cluster, node: &str) -> Vec<(String, String)> {
+    let out = crate::cluster::sh(
+        std::process::Command::new(crate::cluster::BIN)
+            .args(["ipam", "--json", "--api-socket"])
+            .arg(c.api_socket(node)),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ipam JSON: {e}\n{out}"));
+    let pools = v["pools"].as_array().cloned().unwrap_or_default();
+    pools
+        .iter()
+        .chain(std::iter::once(&v["orphanBlocks"]))
+        .flat_map(|p| {
+            p["blockList"]
+                .as_array()
+                .or(p.as_array())
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|b| {
+            (
+                b["cidr"].as_str().unwrap_or_default().to_string(),
+                b["node"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn with_ipam_gc_what_a_deleted_node_held_is_released() {
+    let mut c = Cluster::new("ipamgc", 2, None);
+    c.apply(&base_yaml(
+        &c.node_list(),
+        "198.19.0.0/17",
+        "vxlanMode: CrossSubnet",
+        true,
+    ));
+    c.start_agent_with("node-1", &["--ipam-gc", "--ipam-gc-grace", "1"]);
+    c.start_agent("node-2");
+    let pools = pool("pool-1", "198.19.0.0/17");
+    c.add_pod("node-1", "pod-1", &pools);
+    c.add_pod("node-2", "pod-2", &pools);
+    let gone = block_of(&c, "pod-2");
+    let kept = block_of(&c, "pod-1");
+    assert!(
+        blocks(&c, "node-1").contains(&(gone.clone(), "node-2".into())),
+        "{:?}",
+        blocks(&c, "node-1")
+    );
+    // node-2 leaves the cluster: its agent stops and its Node is deleted.
+    c.stop_agent("node-2");
+    c.delete("node", "node-2");
+    let left = wait_for(
+        "node-2's block released",
+        Duration::from_secs(30),
+        || {
+            let b = blocks(&c, "node-1");
+            (!b.iter().any(|(_, n)| n == "node-2")).then_some(b)
+        },
+        || c.log_tail("node-1"),
+    );
+    assert!(
+        left.contains(&(kept.clone(), "node-1".into())),
+        "node-1's own block stays: {left:?}"
+    );
+    assert!(
+        std::fs::read_to_string(c.agent_log("node-1"))
+            .unwrap_or_default()
+            .contains("IPAM GC: reclaimed what deleted nodes held"),
+        "{}",
+        c.log_tail("node-1")
+    );
+}
