@@ -82,7 +82,7 @@ fn agent_flush_is_the_same_flush() {
         .expect("route");
     let out = ns
         .command(BIN)
-        .args(["agent", "--node", "n1", "--flush"])
+        .args(["agent", "--flush"])
         .output()
         .expect("run tortie agent --flush");
     assert!(

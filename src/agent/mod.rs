@@ -66,8 +66,8 @@ pub enum Role {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// This node's name: the `metadata.name` of its Node resource.
-    #[arg(long)]
+    /// This node's name: the `metadata.name` of its Node resource (not needed with --flush).
+    #[arg(long, required_unless_present = "flush", default_value = "")]
     pub(crate) node: String,
     /// Run from these YAML files of projectcalico.org/v3 resources instead of the datastore
     /// (repeatable; not followed for changes).
