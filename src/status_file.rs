@@ -8,16 +8,29 @@ use std::time::{Duration, UNIX_EPOCH};
 use tortie_bgp::speaker::Speaker;
 use tracing::warn;
 
+/// Above this many paths in the Loc-RIB the file lists no routes: each rewrite would walk the
+/// table once per peer on the router task, every second (the API serves a large table a page
+/// at a time).
+const MAX_PATHS_LISTED: u64 = 10_000;
+
 async fn snapshot(speaker: &Speaker, node: &str) -> Option<Value> {
     let peers = speaker.peers().await.ok()?;
+    let list_routes = speaker
+        .rib_sizes()
+        .await
+        .is_ok_and(|s| s.paths <= MAX_PATHS_LISTED);
     let mut list = Vec::new();
     for p in peers {
-        let routes = speaker
-            .adj_rib_in(p.address)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let routes = if list_routes {
+            speaker
+                .adj_rib_in(p.address)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let routes: Vec<Value> = routes
             .iter()
             .map(|r| {
@@ -47,7 +60,7 @@ async fn snapshot(speaker: &Speaker, node: &str) -> Option<Value> {
             "hold_time": p.negotiated.as_ref().map(|n| n.hold_time),
             "families": p.negotiated.as_ref().map(|n| n.families.iter().map(|f| f.to_string()).collect::<Vec<_>>()),
             "peer_hostname": p.negotiated.as_ref().and_then(|n| n.peer_hostname.clone()),
-            "routes": routes,
+            "routes": if list_routes { json!(routes) } else { Value::Null },
         }));
     }
     Some(json!({ "node": node, "peers": list }))
