@@ -39,7 +39,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use ipnet::IpNet;
 use tokio::io::Interest;
@@ -47,6 +47,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::error::NlError;
 use super::netns::Netns;
+use super::socket::{bound_route_socket, set_buffer, setsockopt_int};
 
 mod decode;
 
@@ -382,66 +383,11 @@ fn recv_one(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Received> {
     }
 }
 
-fn setsockopt_int(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: valid fd, pointer to a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Create, bind and subscribe the socket in the calling thread's namespace.
 fn open_here(groups: &[u32], buffer_bytes: usize) -> Result<OwnedFd, NlError> {
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        return Err(NlError::socket("socket (monitor)")(
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_nl is plain old data; all-zero is valid (port 0: the kernel picks).
-    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: pointer to a live sockaddr_nl and its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_nl).cast(),
-            mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(NlError::socket("bind (monitor)")(io::Error::last_os_error()));
-    }
-    let want = libc::c_int::try_from(buffer_bytes).unwrap_or(libc::c_int::MAX);
-    if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want).is_err() {
-        // Without CAP_NET_ADMIN: whatever net.core.rmem_max allows.
-        setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, want)
-            .map_err(NlError::socket("SO_RCVBUF (monitor)"))?;
-    }
+    let fd = bound_route_socket(libc::SOCK_NONBLOCK)?;
+    set_buffer(&fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, buffer_bytes)
+        .map_err(NlError::socket("SO_RCVBUF (monitor)"))?;
     for &group in groups {
         let group = libc::c_int::try_from(group).unwrap_or(libc::c_int::MAX);
         setsockopt_int(&fd, libc::SOL_NETLINK, libc::NETLINK_ADD_MEMBERSHIP, group)

@@ -36,6 +36,7 @@
 mod batch;
 mod frame;
 mod open;
+pub(crate) use open::{bound_route_socket, set_buffer, setsockopt_int};
 mod request;
 
 use std::io;

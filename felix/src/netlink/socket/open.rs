@@ -17,7 +17,7 @@ const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 /// Receive buffer for one datagram. Dump replies are at most 32 KiB per datagram.
 const RECV_BUF: usize = 128 * 1024;
 
-fn setsockopt_int(
+pub(crate) fn setsockopt_int(
     fd: &OwnedFd,
     level: libc::c_int,
     name: libc::c_int,
@@ -60,13 +60,14 @@ fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Re
     }
 }
 
-/// Create, bind and tune the socket in the calling thread's namespace.
-fn open_here(cfg: &SocketConfig) -> Result<(OwnedFd, u32), NlError> {
+/// A NETLINK_ROUTE socket in the calling thread's namespace, bound to a port the kernel
+/// picks; `flags` are added to `SOCK_RAW | SOCK_CLOEXEC` (the monitor's `SOCK_NONBLOCK`).
+pub(crate) fn bound_route_socket(flags: libc::c_int) -> Result<OwnedFd, NlError> {
     // SAFETY: plain socket(2) call; the result is checked before use.
     let raw = unsafe {
         libc::socket(
             libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
             libc::NETLINK_ROUTE,
         )
     };
@@ -89,6 +90,27 @@ fn open_here(cfg: &SocketConfig) -> Result<(OwnedFd, u32), NlError> {
     if rc != 0 {
         return Err(NlError::socket("bind")(io::Error::last_os_error()));
     }
+    Ok(fd)
+}
+
+/// Sets a socket buffer to `want` bytes: the `force` option past `net.core.[rw]mem_max`, or,
+/// without CAP_NET_ADMIN, the `plain` one as far as that limit allows.
+pub(crate) fn set_buffer(
+    fd: &OwnedFd,
+    force: libc::c_int,
+    plain: libc::c_int,
+    want: usize,
+) -> io::Result<()> {
+    let want = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+    setsockopt_int(fd, libc::SOL_SOCKET, force, want)
+        .or_else(|_| setsockopt_int(fd, libc::SOL_SOCKET, plain, want))
+}
+
+/// Create, bind and tune the socket in the calling thread's namespace.
+fn open_here(cfg: &SocketConfig) -> Result<(OwnedFd, u32), NlError> {
+    let fd = bound_route_socket(0)?;
+    // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
     // SAFETY: pointer to a live sockaddr_nl and its length.
     let rc = unsafe {
@@ -101,16 +123,12 @@ fn open_here(cfg: &SocketConfig) -> Result<(OwnedFd, u32), NlError> {
     if rc != 0 {
         return Err(NlError::socket("getsockname")(io::Error::last_os_error()));
     }
-    let want = libc::c_int::try_from(cfg.buffer_bytes).unwrap_or(libc::c_int::MAX);
     for (force, plain) in [
         (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
         (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
     ] {
-        if setsockopt_int(&fd, libc::SOL_SOCKET, force, want).is_err() {
-            // Without CAP_NET_ADMIN: whatever net.core.[rw]mem_max allows.
-            setsockopt_int(&fd, libc::SOL_SOCKET, plain, want)
-                .map_err(NlError::socket("SO_SNDBUF/SO_RCVBUF"))?;
-        }
+        set_buffer(&fd, force, plain, cfg.buffer_bytes)
+            .map_err(NlError::socket("SO_SNDBUF/SO_RCVBUF"))?;
     }
     for opt in [NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK] {
         setsockopt_int(&fd, libc::SOL_NETLINK, opt, 1)
