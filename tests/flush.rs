@@ -18,12 +18,22 @@ fn need_root() -> bool {
     true
 }
 
-fn flush(ns: &Netns, extra: &[&str]) -> std::process::Output {
-    ns.command(BIN)
-        .arg("flush")
-        .args(extra)
-        .output()
-        .expect("run tortie flush")
+/// In a namespace of its own holding blackhole routes `(prefix, protocol)`, runs tortie with
+/// `args`, which must succeed, and returns the blackhole routes left.
+fn blackholes_left_after(tag: &str, routes: &[(&str, &str)], args: &[&str]) -> String {
+    let ns = Netns::new(tag);
+    for (prefix, proto) in routes {
+        ns.ip(&["route", "add", "blackhole", prefix, "proto", proto])
+            .expect("add a route");
+    }
+    let out = ns.command(BIN).args(args).output().expect("run tortie");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.ip(&["route", "show", "type", "blackhole"])
+        .expect("ip route")
 }
 
 #[test]
@@ -31,20 +41,11 @@ fn flush_removes_tortie_routes_and_leaves_other_protocols_alone() {
     if !need_root() {
         return;
     }
-    let ns = Netns::new("flush");
-    ns.ip(&["route", "add", "blackhole", "198.19.5.0/26", "proto", "116"])
-        .expect("tortie's route");
-    ns.ip(&["route", "add", "blackhole", "198.19.6.0/26", "proto", "12"])
-        .expect("BIRD's route");
-    let out = flush(&ns, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let left = blackholes_left_after(
+        "flush",
+        &[("198.19.5.0/26", "116"), ("198.19.6.0/26", "12")],
+        &["flush"],
     );
-    let left = ns
-        .ip(&["route", "show", "type", "blackhole"])
-        .expect("ip route");
     assert!(!left.contains("198.19.5.0/26"), "{left}");
     assert!(left.contains("198.19.6.0/26 proto bird"), "{left}");
 }
@@ -54,20 +55,11 @@ fn flush_takes_the_protocol_number_the_agent_ran_with() {
     if !need_root() {
         return;
     }
-    let ns = Netns::new("flush117");
-    ns.ip(&["route", "add", "blackhole", "198.19.7.0/26", "proto", "117"])
-        .expect("route");
-    ns.ip(&["route", "add", "blackhole", "198.19.8.0/26", "proto", "116"])
-        .expect("route");
-    let out = flush(&ns, &["--route-protocol", "117"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let left = blackholes_left_after(
+        "flush117",
+        &[("198.19.7.0/26", "117"), ("198.19.8.0/26", "116")],
+        &["flush", "--route-protocol", "117"],
     );
-    let left = ns
-        .ip(&["route", "show", "type", "blackhole"])
-        .expect("ip route");
     assert!(!left.contains("198.19.7.0/26"), "{left}");
     assert!(left.contains("198.19.8.0/26"), "{left}");
 }
@@ -77,21 +69,10 @@ fn agent_flush_is_the_same_flush() {
     if !need_root() {
         return;
     }
-    let ns = Netns::new("agentflush");
-    ns.ip(&["route", "add", "blackhole", "198.19.9.0/26", "proto", "116"])
-        .expect("route");
-    let out = ns
-        .command(BIN)
-        .args(["agent", "--flush"])
-        .output()
-        .expect("run tortie agent --flush");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let left = blackholes_left_after(
+        "agentflush",
+        &[("198.19.9.0/26", "116")],
+        &["agent", "--flush"],
     );
-    let left = ns
-        .ip(&["route", "show", "type", "blackhole"])
-        .expect("ip route");
     assert!(!left.contains("198.19.9.0/26"), "{left}");
 }

@@ -564,6 +564,25 @@ impl Cluster {
 
 /// `count` echoes `interval` seconds apart from a pod, in a thread; joining it gives ping's
 /// output (`-O` reports each missed answer, `-D` stamps each line).
+impl Cluster {
+    /// The log line of the first dataplane sync after `name`'s agent was restarted (its
+    /// second), once it is written.
+    pub fn restarted_first_sync(&self, name: &str) -> String {
+        wait_for(
+            "the restarted agent's first sync",
+            Duration::from_secs(30),
+            || {
+                let text = std::fs::read_to_string(self.agent_log(name)).ok()?;
+                text.lines()
+                    .filter(|l| l.contains("dataplane: first sync written"))
+                    .nth(1)
+                    .map(str::to_string)
+            },
+            || self.log_tail(name),
+        )
+    }
+}
+
 pub fn ping_flood(
     from: &Pod,
     to: IpAddr,

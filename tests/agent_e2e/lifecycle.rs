@@ -90,18 +90,7 @@ fn an_agent_stopped_with_sigterm_and_restarted_during_a_ping_flood_loses_no_pack
     assert_eq!(tx, 2000, "{out}");
     assert_eq!(rx, tx, "packets lost across SIGTERM and restart: {out}");
     // The restarted agent found its routes in the kernel and wrote nothing.
-    let first_sync = wait_for(
-        "the restarted agent's first sync",
-        Duration::from_secs(30),
-        || {
-            let text = std::fs::read_to_string(c.agent_log("node-1")).ok()?;
-            text.lines()
-                .filter(|l| l.contains("dataplane: first sync written"))
-                .nth(1)
-                .map(str::to_string)
-        },
-        || c.log_tail("node-1"),
-    );
+    let first_sync = c.restarted_first_sync("node-1");
     assert!(
         first_sync.contains("ops=0"),
         "a restart rewrites nothing: {first_sync}"

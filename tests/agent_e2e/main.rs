@@ -189,19 +189,8 @@ fn an_agent_killed_and_restarted_during_a_ping_flood_loses_no_packet() {
     let (tx, rx) = c.ping("pod-1", p2, 3, "0.2");
     assert_eq!(rx, tx, "the path works before the kill");
 
-    let pod_ns = c.pod("pod-1").ns.name().to_string();
-    let to = p2.to_string();
     // 2,000 echoes 5 ms apart: 10 s of traffic across the kill and the restart.
-    let flood = std::thread::spawn(move || {
-        let out = Command::new("ip")
-            .args([
-                "netns", "exec", &pod_ns, "ping", "-n", "-D", "-O", "-c", "2000", "-i", "0.005",
-                "-W", "2", &to,
-            ])
-            .output()
-            .expect("run ping");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    });
+    let flood = cluster::ping_flood(c.pod("pod-1"), p2, 2000, "0.005");
     std::thread::sleep(Duration::from_millis(1500));
     c.kill_agent("node-1");
     std::thread::sleep(Duration::from_millis(1000));
@@ -211,18 +200,7 @@ fn an_agent_killed_and_restarted_during_a_ping_flood_loses_no_packet() {
     assert_eq!(tx, 2000, "{out}");
     assert_eq!(rx, tx, "packets lost across kill -9 and restart: {out}");
     // The restarted agent found its routes in the kernel and wrote nothing.
-    let log = wait_for(
-        "the restarted agent's first sync",
-        Duration::from_secs(30),
-        || {
-            let text = std::fs::read_to_string(c.agent_log("node-1")).ok()?;
-            text.lines()
-                .filter(|l| l.contains("dataplane: first sync written"))
-                .nth(1)
-                .map(str::to_string)
-        },
-        || c.log_tail("node-1"),
-    );
+    let log = c.restarted_first_sync("node-1");
     assert!(log.contains("ops=0"), "a restart rewrites nothing: {log}");
 }
 
