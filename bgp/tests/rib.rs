@@ -720,3 +720,31 @@ fn a_session_reset_forgets_what_was_filtered() {
     l.rib.peer_down(p, false);
     assert_eq!(counts(&l, p), (0, 0));
 }
+
+#[test]
+fn the_filtered_count_stops_growing_at_its_bound() {
+    let mut l = Lab::new();
+    let p = filtered_peer(&mut l, "0.0.0.0/0");
+    // Reject everything: one rule matching every IPv4 prefix.
+    let mut cfg = RibPeer::new(addr("198.18.1.1"), LOCAL_AS);
+    cfg.filters = {
+        use tortie_bgp::rib::policy::{Action, Filter, Rule};
+        vec![Filter {
+            name: "reject-all".into(),
+            import_v4: vec![Rule::new(Action::Reject)],
+            ..Filter::default()
+        }]
+    };
+    l.rib.update_peer(p, cfg);
+    let over = tortie_bgp::rib::MAX_FILTERED_KEYS as u32 + 10;
+    let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
+    let mut u = announce(&[], "198.18.1.1", &[], |_| {});
+    u.nlri = (0..over)
+        .map(|i| Nlri::new(ipnet::Ipv4Net::new(Ipv4Addr::from(base + i), 32).unwrap()))
+        .collect();
+    l.rib.apply_update(p, &u).unwrap();
+    assert_eq!(
+        counts(&l, p),
+        (0, tortie_bgp::rib::MAX_FILTERED_KEYS as u32)
+    );
+}

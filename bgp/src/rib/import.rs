@@ -9,6 +9,9 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// The most turned-away paths counted per peer and session (about 40 MiB of keys).
+pub const MAX_FILTERED_KEYS: usize = 1 << 20;
+
 /// Why an UPDATE stopped the session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
@@ -215,10 +218,15 @@ impl Rib {
     /// Records whether the peer's latest word on a path is an announcement import turned
     /// away. Nothing is hashed while the peer has nothing filtered and this is not a rejection,
     /// the common case on a busy session.
+    /// A peer cannot make the set grow past [`MAX_FILTERED_KEYS`] by announcing what is
+    /// rejected: beyond it, further rejections are not counted (`received` is then a lower
+    /// bound).
     fn note_filtered(&mut self, id: PeerId, prefix: IpNet, path_id: u32, filtered: bool) {
         let Some(p) = self.peer_mut(id) else { return };
         if filtered {
-            p.filtered.insert((prefix, path_id));
+            if p.filtered.len() < MAX_FILTERED_KEYS {
+                p.filtered.insert((prefix, path_id));
+            }
         } else if !p.filtered.is_empty() {
             p.filtered.remove(&(prefix, path_id));
         }

@@ -39,7 +39,7 @@ mod views;
 pub use advertised::AdvertisedWalk;
 pub use best_path::PeerFacts;
 pub use changes::{FibRoute, RouteChange};
-pub use import::ImportError;
+pub use import::{ImportError, MAX_FILTERED_KEYS};
 pub use path::{DEFAULT_LOCAL_PREF, Dest, LOCAL, Path, PeerId, RouteAttrs, V4Key, V6Key};
 pub use views::{PathView, RouteView};
 
